@@ -1,0 +1,57 @@
+# Two commands on a fresh clone: `make run` and `make test`. Everything else is optional.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export COMPOSER_HOME ?= $(CURDIR)/var
+export NUMBA_CACHE_DIR ?= $(CURDIR)/var/numba
+export MPLCONFIGDIR ?= $(CURDIR)/var/matplotlib
+export PYTHONWARNINGS ?= ignore
+
+.PHONY: help venv run train featurize download-data info test test-fast lint format bench clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv and install everything (only when requirements change)
+
+run: $(STAMP) ## The main job on the demo corpus: featurize, train, register, promote
+	$(BIN)/composer train --dataset demo
+
+featurize: $(STAMP) ## Feature table for the demo corpus (DATASET=musicnet for MusicNet)
+	$(BIN)/composer featurize --dataset $(or $(DATASET),demo)
+
+download-data: $(STAMP) ## Download and extract MusicNet (resumable, checksum-verified)
+	$(BIN)/composer download
+
+info: $(STAMP) ## Settings, champion and registered versions
+	$(BIN)/composer info
+
+test: $(STAMP) ## Every test: unit, data, model, integration (PostgreSQL, HTTP servers)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## Unit and data tests only
+	$(BIN)/python -m pytest -m "unit or data"
+
+lint: $(STAMP) ## ruff check
+	$(BIN)/ruff check .
+
+format: $(STAMP) ## ruff format + autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP) ## Featurization speed and accuracy vs the seed extractor
+	$(BIN)/python bench/featurize_bench.py
+
+clean: ## Remove generated state (var/), keeps .venv
+	rm -rf var .pytest_cache .ruff_cache

@@ -1,0 +1,385 @@
+"""`composer`: one command per pipeline step. Every command reads the same settings
+(COMPOSER_* environment variables or .env); options override them for one call."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from core.config import Settings
+
+app = typer.Typer(
+    help="Name the composer of a piano recording: featurize, train, register, promote, predict.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+DatasetOption = Annotated[
+    str, typer.Option("--dataset", "-d", help="demo (shipped, no download) or musicnet.")
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Registered version number or alias (default: champion)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
+
+
+def _settings(**overrides) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@contextmanager
+def _progress(label: str):
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _fail(error: Exception, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {error}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def download(
+    dest: Annotated[Path | None, typer.Option(help="Folder (default: HOME/musicnet).")] = None,
+) -> None:
+    """Download MusicNet (Zenodo record 5120004): resumable, checksum-verified, extracted."""
+    from core.datasets import musicnet
+    from core.download import DownloadError
+
+    settings = _settings(musicnet_dir=dest)
+    try:
+        root = musicnet.download(settings, progress=True)
+    except DownloadError as error:
+        _fail(error)
+    console.print(f"MusicNet ready in [bold]{root}[/]")
+
+
+@app.command()
+def featurize(
+    dataset: DatasetOption = "demo",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Parquet file for the table.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes (0 = one per core).")] = None,
+) -> None:
+    """Compute the feature table (one row per segment); cached, so re-runs are fast."""
+    from core import pipeline
+
+    settings = _settings(workers=workers)
+    started = time.perf_counter()
+    manifest = pipeline.load_manifest(settings, dataset)
+    with _progress(f"featurizing {dataset}") as tick:
+        report = pipeline.featurize(settings, manifest, progress=tick)
+    target = output or settings.home / f"features-{dataset}.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    report.table.to_parquet(target, index=False)
+    table = Table("recordings", "computed", "cached", "failed", "segments", "seconds")
+    table.add_row(
+        str(len(manifest)),
+        str(report.computed),
+        str(report.cached),
+        str(len(report.failed)),
+        str(len(report.table)),
+        f"{time.perf_counter() - started:.1f}",
+    )
+    out.print(table)
+    for rid, message in report.failed.items():
+        console.print(f"[yellow]skipped[/] {rid}: {message}")
+    console.print(f"feature table: [bold]{target}[/]")
+
+
+@app.command()
+def train(
+    dataset: DatasetOption = "demo",
+    candidates: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated: random_forest, logistic_regression, svm_rbf, "
+            "gradient_boosting, dummy (default: all but dummy)."
+        ),
+    ] = None,
+) -> None:
+    """The main job: featurize, compare candidates on grouped CV, evaluate on held-out works,
+    log to MLflow, register, and promote to champion if it beats the current one."""
+    from core import pipeline
+    from core.train import DEFAULT_CANDIDATES
+
+    settings = _settings()
+    chosen = tuple(candidates.split(",")) if candidates else DEFAULT_CANDIDATES
+    started = time.perf_counter()
+    cv_table = Table("candidate", "CV rec. macro-F1", "CV rec. acc.", "CV seg. acc.", "s")
+
+    def on_candidate(score) -> None:
+        cv_table.add_row(
+            score.name,
+            f"{score.recording_macro_f1:.3f}",
+            f"{score.recording_accuracy:.3f}",
+            f"{score.segment_accuracy:.3f}",
+            f"{score.seconds:.1f}",
+        )
+
+    try:
+        with _progress(f"featurizing {dataset}") as tick:
+            result = pipeline.run(
+                settings, dataset, chosen, progress=tick, on_candidate=on_candidate
+            )
+    except (ValueError, RuntimeError, FileNotFoundError) as error:
+        _fail(error)
+    out.print(cv_table)
+    out.print(_result_table(result, time.perf_counter() - started, settings))
+
+
+def _result_table(result, seconds: float, settings: Settings) -> Table:
+    metrics = result.trained.metrics
+    promotion = result.promotion
+    table = Table(title="Held-out works", show_header=False)
+    table.add_row("chosen model", result.trained.model.candidate)
+    table.add_row("composers", str(len(result.trained.model.labels)))
+    table.add_row(
+        "recordings train/test",
+        f"{(result.trained.split['split'] == 'train').sum()}/{metrics['n_recordings']}",
+    )
+    table.add_row("accuracy per recording", f"{metrics['recording_accuracy']:.3f}")
+    table.add_row("macro-F1 per recording", f"{metrics['recording_macro_f1']:.3f}")
+    table.add_row("accuracy per segment", f"{metrics['segment_accuracy']:.3f}")
+    table.add_row("macro-F1 per segment", f"{metrics['segment_macro_f1']:.3f}")
+    table.add_row("chance (1/composers)", f"{1 / len(result.trained.model.labels):.3f}")
+    table.add_row("MLflow run", result.run_id)
+    table.add_row("registered", f"{settings.model_name} v{result.version}")
+    verdict = "[green]promoted[/]" if promotion.promoted else "[yellow]not promoted[/]"
+    table.add_row(settings.champion_alias, f"{verdict}: {promotion.reason}")
+    table.add_row("wall time", f"{seconds:.1f} s")
+    table.add_row("tracking URI", settings.mlflow_tracking_uri)
+    return table
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="Registered version number to promote.")],
+    dataset: DatasetOption = "demo",
+    force: Annotated[bool, typer.Option(help="Skip the gate (recorded as manual).")] = False,
+) -> None:
+    """Promote a version to champion if it beats the champion on the held-out works of
+    DATASET (or unconditionally with --force)."""
+    from core import pipeline, registry
+    from core.train import PRIMARY_METRIC
+
+    settings = _settings()
+    client = registry.connect(settings)
+    try:
+        if force:
+            registry.set_champion(client, settings, version, "manual promotion (--force)")
+            out.print(f"v{version} is now {settings.champion_alias} (forced)")
+            return
+        model, found = registry.load_version(settings, version)
+        manifest = pipeline.load_manifest(settings, dataset)
+        sides = pipeline.split_recordings(settings, manifest)
+        test = manifest[manifest["recording_id"].map(sides) == "test"]
+        score = pipeline.score_on(settings, model, test)[PRIMARY_METRIC]
+        decision = registry.promote_if_better(
+            client,
+            settings,
+            str(found.version),
+            score,
+            lambda champion: pipeline.score_on(settings, champion, test)[PRIMARY_METRIC],
+        )
+    except registry.RegistryError as error:
+        _fail(error)
+    verdict = "promoted" if decision.promoted else "not promoted"
+    out.print(f"v{version}: {verdict}: {decision.reason}")
+
+
+@app.command()
+def predict(
+    files: Annotated[list[Path], typer.Argument(help="Audio files (wav, mp3, ogg, flac, ...).")],
+    model: ModelOption = None,
+    top: Annotated[int, typer.Option(help="How many composers to show.")] = 3,
+    as_json: JsonOption = False,
+) -> None:
+    """Name the composer of each FILE with the champion (or --model)."""
+    from core.audio import AudioError
+    from core.predict import Predictor
+    from core.registry import RegistryError, load_version
+
+    settings = _settings()
+    try:
+        loaded, found = load_version(settings, model)
+    except RegistryError as error:
+        _fail(error)
+    predictor = Predictor(loaded, settings.audio, k=top)
+    results, failures = [], 0
+    for path in files:
+        try:
+            prediction = predictor.predict_file(path)
+            results.append({"file": str(path), **prediction.as_dict(top)})
+        except AudioError as error:
+            failures += 1
+            results.append({"file": str(path), "error": str(error)})
+    if as_json:
+        payload = {"model": settings.model_name, "version": str(found.version), "results": results}
+        out.print_json(json.dumps(payload))
+    else:
+        table = Table("file", "composer", "top composers", "segments", "notes")
+        for item in results:
+            if "error" in item:
+                table.add_row(item["file"], "[red]error[/]", item["error"], "", "")
+                continue
+            ranked = ", ".join(f"{t['composer']} {t['probability']:.2f}" for t in item["top"])
+            notes = "; ".join(item["notes"])
+            table.add_row(item["file"], item["composer"], ranked, str(item["segments"]), notes)
+        out.print(table)
+        console.print(f"model: {settings.model_name} v{found.version}")
+    if failures:
+        raise typer.Exit(2 if failures == len(files) else 1)
+
+
+@app.command()
+def evaluate(
+    labels_csv: Annotated[
+        Path, typer.Argument(help="CSV with columns file,composer (paths relative to it).")
+    ],
+    model: ModelOption = None,
+    as_json: JsonOption = False,
+    plot: Annotated[Path | None, typer.Option(help="Write the confusion matrix PNG here.")] = None,
+) -> None:
+    """Score a registered model on your own labelled recordings. Only composers the model
+    knows are scored; the others are listed apart."""
+    from core import metrics, pipeline
+    from core.registry import RegistryError, load_version
+    from core.train import evaluate_rows
+
+    settings = _settings()
+    try:
+        loaded, found = load_version(settings, model)
+        manifest = _labelled_manifest(labels_csv)
+    except (RegistryError, ValueError, FileNotFoundError) as error:
+        _fail(error)
+    known = manifest[manifest["composer"].isin(loaded.labels)]
+    unknown = manifest[~manifest["composer"].isin(loaded.labels)]
+    if known.empty:
+        _fail(ValueError(f"None of the composers in {labels_csv} is known to the model."))
+    with _progress("featurizing") as tick:
+        report = pipeline.featurize(settings, known, loaded.feature_config, progress=tick)
+    scores, predictions, per_composer = evaluate_rows(loaded, report.table)
+    if plot:
+        metrics.plot_confusion(
+            predictions["composer"], predictions["predicted"], plot, f"v{found.version}"
+        )
+    payload = {
+        "model": settings.model_name,
+        "version": str(found.version),
+        "accuracy": scores["recording_accuracy"],
+        "macro_f1": scores["recording_macro_f1"],
+        "n_scored": int(scores["n_recordings"]),
+        "per_composer": per_composer.reset_index().to_dict(orient="records"),
+        "unknown_composers": sorted(unknown["composer"].unique()),
+        "n_unknown": len(unknown),
+        "failed": report.failed,
+    }
+    if as_json:
+        out.print_json(json.dumps(payload, default=float))
+        return
+    table = Table("composer", "precision", "recall", "f1", "recordings")
+    for name, row in per_composer.iterrows():
+        table.add_row(
+            name, f"{row.precision:.2f}", f"{row.recall:.2f}", f"{row.f1:.2f}", str(row.support)
+        )
+    out.print(table)
+    out.print(
+        f"accuracy {payload['accuracy']:.3f}, macro-F1 {payload['macro_f1']:.3f} on "
+        f"{payload['n_scored']} recordings (model v{found.version})"
+    )
+    if payload["n_unknown"]:
+        out.print(
+            f"not scored ({payload['n_unknown']} recordings, composers unknown to the model): "
+            + ", ".join(payload["unknown_composers"])
+        )
+    for rid, message in report.failed.items():
+        console.print(f"[yellow]skipped[/] {rid}: {message}")
+
+
+def _labelled_manifest(labels_csv: Path) -> pd.DataFrame:
+    if not labels_csv.is_file():
+        raise FileNotFoundError(f"{labels_csv} not found.")
+    frame = pd.read_csv(labels_csv)
+    missing = {"file", "composer"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{labels_csv}: needs columns file,composer (missing {sorted(missing)}).")
+    base = labels_csv.resolve().parent
+    paths = [str((base / f).resolve()) for f in frame["file"]]
+    return pd.DataFrame(
+        {
+            "recording_id": frame["file"].astype(str),
+            "path": paths,
+            "composer": frame["composer"].astype(str),
+            "work": frame.get("work", frame["file"]).astype(str),
+        }
+    )
+
+
+@app.command()
+def info() -> None:
+    """Settings in force, the champion, and every registered version with its scores."""
+    from core import registry
+
+    settings = _settings()
+    table = Table("setting", "value", title="Configuration")
+    for key in ("home", "demo_dir", "mlflow_tracking_uri", "model_name", "champion_alias"):
+        table.add_row(key, str(getattr(settings, key)))
+    table.add_row("features", settings.features.schema_id + " " + settings.features.fingerprint())
+    table.add_row("workers", str(settings.n_workers))
+    out.print(table)
+    try:
+        client = registry.connect(settings)
+        versions = client.search_model_versions(f"name='{settings.model_name}'")
+    except Exception as error:
+        _fail(RuntimeError(f"cannot reach MLflow at {settings.mlflow_tracking_uri}: {error}"))
+    if not versions:
+        out.print("No registered model yet: run `composer train` (or `make run`).")
+        return
+    champion = registry.champion(client, settings)
+    listing = Table("version", "alias", "candidate", "test rec. macro-F1", "promotion", "created")
+    for item in sorted(versions, key=lambda v: int(v.version)):
+        run = client.get_run(item.run_id) if item.run_id else None
+        f1 = run.data.metrics.get("test_recording_macro_f1") if run else None
+        listing.add_row(
+            str(item.version),
+            ", ".join(item.aliases or []),
+            run.data.params.get("candidate", "") if run else "",
+            f"{f1:.3f}" if f1 is not None else "",
+            item.tags.get("promotion_reason", ""),
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(item.creation_timestamp / 1000)),
+        )
+    out.print(listing)
+    if champion is None:
+        out.print("No champion alias set.")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,118 @@
+"""One settings object for the library, the CLI, the DAGs and the app.
+
+Values come from (highest first): keyword arguments, environment variables prefixed
+``COMPOSER_`` (nested with ``__``, e.g. ``COMPOSER_FEATURES__N_MFCC=20``), a ``.env`` file in
+the working directory, then the defaults below. Nothing else in ``core`` reads the environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+FEATURE_SCHEMA_NAME = "composer-features"
+FEATURE_SCHEMA_VERSION = 1
+
+
+class FeatureConfig(BaseModel):
+    """Everything that changes a feature vector. A trained model carries its own copy."""
+
+    model_config = {"frozen": True}
+
+    sample_rate: int = Field(22050, ge=4000, le=96000, description="Analysis sample rate (Hz).")
+    segment_seconds: float = Field(10.0, gt=0.5, le=120, description="Length of one segment.")
+    hop_seconds: float = Field(10.0, gt=0.1, le=120, description="Step between segment starts.")
+    n_fft: int = Field(2048, ge=256, le=8192)
+    hop_length: int = Field(512, ge=64, le=4096)
+    n_mfcc: int = Field(13, ge=4, le=40, description="MFCC coefficients (mean/std/max/min each).")
+    n_mels: int = Field(128, ge=32, le=256)
+    n_chroma: int = Field(12, ge=12, le=36)
+    n_contrast_bands: int = Field(6, ge=2, le=8, description="Spectral contrast bands (+1 valley).")
+    hpss_kernel: int = Field(17, ge=3, le=63, description="Median kernel for HPSS (mel domain).")
+
+    @property
+    def schema_id(self) -> str:
+        return f"{FEATURE_SCHEMA_NAME}/v{FEATURE_SCHEMA_VERSION}"
+
+    def fingerprint(self) -> str:
+        """Stable hash of schema version + parameters: the feature-cache key component."""
+        payload = json.dumps(
+            {"schema": self.schema_id, **self.model_dump()}, sort_keys=True
+        ).encode()
+        return hashlib.sha256(payload).hexdigest()[:16]
+
+
+class AudioLimits(BaseModel):
+    """What serving and training accept; not part of a model (it does not change features)."""
+
+    model_config = {"frozen": True}
+
+    min_seconds: float = Field(1.0, gt=0, description="Shorter clips are rejected.")
+    max_seconds: float = Field(600.0, gt=0, description="Only this much of a clip is analysed.")
+    silence_rms: float = Field(1e-4, ge=0, description="RMS below this counts as silence.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COMPOSER_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    home: Path = Field(REPO_ROOT / "var", description="Where generated state lives (gitignored).")
+    demo_dir: Path = Field(REPO_ROOT / "data" / "demo", description="The shipped demo corpus.")
+    musicnet_dir: Path | None = Field(None, description="Default: HOME/musicnet.")
+    musicnet_base_url: str = Field("https://zenodo.org", description="Zenodo (or a mirror).")
+    musicnet_record: int = 5120004
+
+    mlflow_tracking_uri: str | None = Field(None, description="Default: sqlite:///HOME/mlflow.db")
+    mlflow_artifact_root: Path | None = Field(None, description="Default: HOME/mlartifacts")
+    experiment_name: str = "composer-id"
+    model_name: str = "composer-classifier"
+    champion_alias: str = "champion"
+
+    features: FeatureConfig = FeatureConfig()
+    audio: AudioLimits = AudioLimits()
+
+    workers: int = Field(0, ge=0, description="Featurization processes; 0 = one per core.")
+    seed: int = 42
+    test_fraction: float = Field(0.25, gt=0.05, lt=0.6, description="Share of works held out.")
+    cv_folds: int = Field(4, ge=2, le=10)
+
+    @model_validator(mode="after")
+    def _fill_derived_paths(self) -> Settings:
+        self.home = Path(self.home).expanduser().resolve()
+        if self.musicnet_dir is None:
+            self.musicnet_dir = self.home / "musicnet"
+        if self.mlflow_artifact_root is None:
+            self.mlflow_artifact_root = self.home / "mlartifacts"
+        if self.mlflow_tracking_uri is None:
+            self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow.db'}"
+        return self
+
+    @property
+    def feature_cache_dir(self) -> Path:
+        return self.home / "features"
+
+    @property
+    def n_workers(self) -> int:
+        return self.workers or max(1, os.cpu_count() or 1)
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.feature_cache_dir, self.mlflow_artifact_root):
+            Path(path).mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (front doors may build their own ``Settings(...)`` instead)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Datasets: each loader returns a manifest DataFrame (one row per recording)."""

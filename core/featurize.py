@@ -1,0 +1,144 @@
+"""Manifest -> feature table (one row per segment), in parallel, cached per recording.
+
+The cache key is (audio content hash, feature-config fingerprint): renaming or moving files
+costs nothing, changing a parameter recomputes, and an interrupted run resumes where it
+stopped because each recording's Parquet file is written atomically on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+
+from core import features
+from core.audio import AudioError, load_audio, segments
+from core.config import AudioLimits, FeatureConfig
+
+ID_COLUMNS = ["recording_id", "segment", "start_s"]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class FeaturizeReport:
+    table: pd.DataFrame  # manifest columns + segment columns + features
+    computed: int  # recordings computed now
+    cached: int  # recordings served from the cache
+    failed: dict[str, str]  # recording_id -> error message
+
+
+def featurize_audio(samples: np.ndarray, config: FeatureConfig) -> pd.DataFrame:
+    """Decoded mono audio -> one row per segment. The single path for training and serving."""
+    rows, starts = [], []
+    for start, window in segments(
+        samples, config.sample_rate, config.segment_seconds, config.hop_seconds
+    ):
+        rows.append(features.extract(window, config))
+        starts.append(start)
+    frame = pd.DataFrame(np.vstack(rows), columns=features.feature_names(config))
+    frame.insert(0, "start_s", np.asarray(starts, dtype=np.float32))
+    frame.insert(0, "segment", np.arange(len(rows), dtype=np.int32))
+    return frame
+
+
+def featurize_file(path: str | Path, config: FeatureConfig, limits: AudioLimits) -> pd.DataFrame:
+    audio = load_audio(path, config.sample_rate, limits)
+    return featurize_audio(audio.samples, config)
+
+
+def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()[:24]
+
+
+def cached_features(
+    path: str | Path, config: FeatureConfig, limits: AudioLimits, cache_dir: Path
+) -> tuple[pd.DataFrame, bool]:
+    """Features of one file from the cache, computing and storing them on a miss."""
+    folder = cache_dir / config.fingerprint()
+    target = folder / f"{content_hash(path)}-{_limits_key(limits)}.parquet"
+    if target.exists():
+        return pd.read_parquet(target), True
+    frame = featurize_file(path, config, limits)
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_write_parquet(frame, target)
+    return frame, False
+
+
+def featurize_manifest(
+    manifest: pd.DataFrame,
+    config: FeatureConfig,
+    limits: AudioLimits,
+    cache_dir: Path,
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> FeaturizeReport:
+    """Features for every recording in ``manifest`` (needs ``recording_id`` and ``path``).
+
+    Recordings that fail to decode are reported, not fatal: one bad file in a corpus of
+    thousands should not stop a run, and the caller decides whether failures are acceptable.
+    """
+    jobs = [(row.recording_id, row.path) for row in manifest.itertuples(index=False)]
+    runner = Parallel(n_jobs=max(1, workers), return_as="generator_unordered")
+    results = runner(delayed(_one)(rid, path, config, limits, cache_dir) for rid, path in jobs)
+    frames, failed, computed, cached = [], {}, 0, 0
+    for done, (rid, frame, hit, error) in enumerate(results, start=1):
+        if error is not None:
+            failed[rid] = error
+        else:
+            frame.insert(0, "recording_id", rid)
+            frames.append(frame)
+            cached += hit
+            computed += not hit
+        if progress:
+            progress(done, len(jobs))
+    table = _join_manifest(manifest, frames, config)
+    return FeaturizeReport(table=table, computed=computed, cached=cached, failed=failed)
+
+
+def _one(
+    rid: str, path: str, config: FeatureConfig, limits: AudioLimits, cache_dir: Path
+) -> tuple[str, pd.DataFrame | None, bool, str | None]:
+    try:
+        frame, hit = cached_features(path, config, limits, cache_dir)
+        return rid, frame, hit, None
+    except (AudioError, OSError) as error:
+        return rid, None, False, str(error)
+
+
+def _join_manifest(
+    manifest: pd.DataFrame, frames: list[pd.DataFrame], config: FeatureConfig
+) -> pd.DataFrame:
+    names = features.feature_names(config)
+    if not frames:
+        empty = pd.DataFrame(columns=[*ID_COLUMNS, *names])
+        return manifest.iloc[0:0].merge(empty, on="recording_id")
+    segments_table = pd.concat(frames, ignore_index=True)
+    meta = manifest.drop(columns=["path"], errors="ignore")
+    table = meta.merge(segments_table, on="recording_id", how="inner")
+    return table.sort_values(["recording_id", "segment"], kind="stable").reset_index(drop=True)
+
+
+def _limits_key(limits: AudioLimits) -> str:
+    return f"max{limits.max_seconds:g}"
+
+
+def _atomic_write_parquet(frame: pd.DataFrame, target: Path) -> None:
+    handle, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    os.close(handle)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,251 @@
+"""MLflow at the edges: log a training result, register it, promote it behind the gate, and
+load a registered model: the one way any front door gets a model."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from core.config import Settings
+from core.model import ComposerModel, ComposerPyfunc
+from core.train import PRIMARY_METRIC, TrainResult
+
+SERVING_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "librosa", "soundfile", "mlflow")
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
+class RegistryError(RuntimeError):
+    """The registry cannot do what was asked (no such model or version, MLflow unreachable)."""
+
+
+@dataclass(frozen=True)
+class Promotion:
+    promoted: bool
+    reason: str
+    version: str
+    previous: str | None
+    score: float
+    champion_score: float | None
+
+
+def connect(settings: Settings) -> MlflowClient:
+    """Point MLflow at the configured store and make sure the experiment exists."""
+    uri = settings.mlflow_tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_SCHEMES:
+        settings.ensure_dirs()
+        if mlflow.get_experiment_by_name(settings.experiment_name) is None:
+            mlflow.create_experiment(
+                settings.experiment_name,
+                artifact_location=Path(settings.mlflow_artifact_root).resolve().as_uri(),
+            )
+    mlflow.set_experiment(settings.experiment_name)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def log_training(
+    result: TrainResult,
+    settings: Settings,
+    dataset: str,
+    table: pd.DataFrame,
+    params: dict | None = None,
+) -> tuple[str, str]:
+    """One MLflow run with everything needed to trust and reproduce the model.
+
+    Returns (run_id, model_uri).
+    """
+    model = result.model
+    sides = table["recording_id"].map(result.split.set_index("recording_id")["split"])
+    with mlflow.start_run(run_name=f"{dataset}-{model.candidate}") as run:
+        mlflow.log_params(
+            {
+                "dataset": dataset,
+                "candidate": model.candidate,
+                "feature_schema": model.feature_config.schema_id,
+                "feature_fingerprint": model.feature_config.fingerprint(),
+                "n_features": len(model.feature_names),
+                "n_composers": len(model.labels),
+                "cv_folds": settings.cv_folds,
+                "test_fraction": settings.test_fraction,
+                "seed": settings.seed,
+                **{f"features.{k}": v for k, v in model.feature_config.model_dump().items()},
+                **(params or {}),
+            }
+        )
+        mlflow.log_metrics({f"test_{k}": float(v) for k, v in result.metrics.items()})
+        for score in result.cv:
+            mlflow.log_metrics(
+                {
+                    f"cv_{score.name}_recording_macro_f1": score.recording_macro_f1,
+                    f"cv_{score.name}_recording_accuracy": score.recording_accuracy,
+                    f"cv_{score.name}_segment_accuracy": score.segment_accuracy,
+                }
+            )
+        mlflow.set_tags({"dataset": dataset, "composers": ", ".join(model.labels)})
+        for side in ("train", "test"):
+            rows = table[sides == side]
+            mlflow.log_input(
+                mlflow.data.from_pandas(
+                    rows.drop(columns=["path"], errors="ignore"),
+                    name=f"{dataset}-{side}",
+                    targets="composer",
+                ),
+                context="training" if side == "train" else "testing",
+            )
+        _log_documents(result, model)
+        for path in result.plots.values():
+            mlflow.log_artifact(str(path), artifact_path="plots")
+        example = table[model.feature_names].head(3).astype("float32")
+        output = pd.DataFrame(model.predict_proba(example), columns=model.labels)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=ComposerPyfunc(model),
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=_pip_requirements(),
+        )
+        return run.info.run_id, info.model_uri
+
+
+def register(client: MlflowClient, settings: Settings, model_uri: str, run_id: str) -> str:
+    """Register the logged model; returns the new version number."""
+    registered = mlflow.register_model(model_uri, settings.model_name)
+    client.set_model_version_tag(settings.model_name, registered.version, "run_id", run_id)
+    return str(registered.version)
+
+
+def champion(client: MlflowClient, settings: Settings) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def promote_if_better(
+    client: MlflowClient,
+    settings: Settings,
+    version: str,
+    score: float,
+    score_champion: Callable[[ComposerModel], float],
+) -> Promotion:
+    """Move the champion alias to ``version`` only if it beats the current champion on the
+    same held-out recordings (``score_champion`` re-scores the champion there). The alias
+    moves in one registry call, so a failure anywhere before leaves the old champion serving.
+    """
+    name, alias = settings.model_name, settings.champion_alias
+    current = champion(client, settings)
+    if current is None:
+        decision = Promotion(True, "no champion yet", version, None, score, None)
+    elif str(current.version) == str(version):
+        decision = Promotion(True, "already champion", version, version, score, score)
+    else:
+        incumbent = score_champion(load_model(f"models:/{name}/{current.version}"))
+        if score > incumbent:
+            reason = (
+                f"beats champion v{current.version} on the same held-out works: "
+                f"{PRIMARY_METRIC} {score:.3f} > {incumbent:.3f}"
+            )
+        else:
+            reason = (
+                f"does not beat champion v{current.version} on the same held-out works: "
+                f"{PRIMARY_METRIC} {score:.3f} <= {incumbent:.3f}"
+            )
+        decision = Promotion(
+            score > incumbent, reason, version, str(current.version), score, incumbent
+        )
+    tags = {
+        "promotion": "promoted" if decision.promoted else "rejected",
+        "promotion_reason": decision.reason,
+        f"gate_{PRIMARY_METRIC}": f"{score:.4f}",
+    }
+    if decision.champion_score is not None:
+        tags[f"gate_champion_{PRIMARY_METRIC}"] = f"{decision.champion_score:.4f}"
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if decision.promoted:
+        client.set_registered_model_alias(name, alias, version)
+    return decision
+
+
+def set_champion(client: MlflowClient, settings: Settings, version: str, reason: str) -> None:
+    """Manual promotion (``composer promote --force``): recorded like the gate's decisions."""
+    client.get_model_version(settings.model_name, version)  # raises if it does not exist
+    client.set_model_version_tag(settings.model_name, version, "promotion", "promoted")
+    client.set_model_version_tag(settings.model_name, version, "promotion_reason", reason)
+    client.set_registered_model_alias(settings.model_name, settings.champion_alias, version)
+
+
+def load_model(uri: str) -> ComposerModel:
+    """Any ``models:/`` or ``runs:/`` URI -> ComposerModel (the single loading path)."""
+    try:
+        wrapper = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    except MlflowException as error:
+        raise RegistryError(f"Cannot load model {uri}: {error.message}") from error
+    if not isinstance(wrapper, ComposerPyfunc):
+        raise RegistryError(f"{uri} is not a composer model ({type(wrapper).__name__}).")
+    return wrapper.model
+
+
+def resolve(client: MlflowClient, settings: Settings, ref: str | None = None) -> ModelVersion:
+    """A version number, an alias, or None (= champion) -> the ModelVersion, or a clear error."""
+    name = settings.model_name
+    ref = ref or settings.champion_alias
+    try:
+        if ref.isdigit():
+            return client.get_model_version(name, ref)
+        return client.get_model_version_by_alias(name, ref)
+    except MlflowException as error:
+        raise RegistryError(
+            f"No model version '{ref}' of '{name}' in {settings.mlflow_tracking_uri}. "
+            "Train one first: `composer train` (or `make run`)."
+        ) from error
+
+
+def load_version(settings: Settings, ref: str | None = None) -> tuple[ComposerModel, ModelVersion]:
+    client = connect(settings)
+    found = resolve(client, settings, ref)
+    return load_model(f"models:/{settings.model_name}/{found.version}"), found
+
+
+def _log_documents(result: TrainResult, model: ComposerModel) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        schema = {
+            "name": model.feature_config.schema_id,
+            "fingerprint": model.feature_config.fingerprint(),
+            "config": model.feature_config.model_dump(),
+            "columns": model.feature_names,
+        }
+        (folder / "feature_schema.json").write_text(json.dumps(schema, indent=2))
+        works = result.split.groupby("split")["work"].unique().map(sorted).to_dict()
+        (folder / "dataset_split.json").write_text(json.dumps(works, indent=2))
+        result.split.to_csv(folder / "split.csv", index=False)
+        result.per_composer.to_csv(folder / "per_composer.csv")
+        result.test_predictions.to_csv(folder / "test_predictions.csv", index=False)
+        pd.DataFrame([vars(s) for s in result.cv]).to_csv(folder / "cv_scores.csv", index=False)
+        mlflow.log_artifacts(tmp, artifact_path="evaluation")
+
+
+def _pip_requirements() -> list[str]:
+    pins = []
+    for package in SERVING_PACKAGES:
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            continue
+    return pins

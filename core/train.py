@@ -1,0 +1,221 @@
+"""Candidates, grouped cross-validated selection, held-out evaluation. No MLflow here:
+``core.registry`` logs what this returns, so training stays a pure, testable function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.base import ClassifierMixin, clone
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.inspection import permutation_importance
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from core import metrics
+from core.config import FeatureConfig
+from core.model import ComposerModel, NeighbourIndex
+
+Factory = Callable[[int], ClassifierMixin]
+
+CANDIDATES: dict[str, Factory] = {
+    "random_forest": lambda seed: RandomForestClassifier(
+        n_estimators=300, class_weight="balanced_subsample", n_jobs=1, random_state=seed
+    ),
+    "logistic_regression": lambda seed: make_pipeline(
+        StandardScaler(), LogisticRegression(C=0.3, max_iter=3000, class_weight="balanced")
+    ),
+    "svm_rbf": lambda seed: make_pipeline(
+        StandardScaler(),
+        SVC(C=10.0, gamma="scale", probability=True, class_weight="balanced", random_state=seed),
+    ),
+    "gradient_boosting": lambda seed: HistGradientBoostingClassifier(
+        max_iter=60, learning_rate=0.1, max_depth=3, early_stopping=False, random_state=seed
+    ),
+    # Predicts the class prior: the floor any real model must clear (and a deliberately bad
+    # model for testing the promotion gate).
+    "dummy": lambda seed: DummyClassifier(strategy="prior"),
+}
+DEFAULT_CANDIDATES = ("random_forest", "logistic_regression", "svm_rbf", "gradient_boosting")
+PRIMARY_METRIC = "recording_macro_f1"
+
+
+@dataclass
+class CandidateScore:
+    name: str
+    segment_accuracy: float
+    recording_accuracy: float
+    recording_macro_f1: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    model: ComposerModel
+    cv: list[CandidateScore]
+    metrics: dict[str, float]  # held-out: segment_/recording_ accuracy and macro_f1
+    per_composer: pd.DataFrame  # held-out, per recording
+    test_predictions: pd.DataFrame  # recording_id, composer, predicted, per-label proba
+    split: pd.DataFrame  # recording_id, composer, work, split
+    plots: dict[str, Path] = field(default_factory=dict)
+
+
+def train(
+    table: pd.DataFrame,
+    split: pd.Series,
+    config: FeatureConfig,
+    feature_names: list[str],
+    candidates: Sequence[str] = DEFAULT_CANDIDATES,
+    cv_folds: int = 4,
+    seed: int = 42,
+    plot_dir: Path | None = None,
+    on_candidate: Callable[[CandidateScore], None] | None = None,
+) -> TrainResult:
+    """Choose among ``candidates`` on grouped CV over training works, refit the winner on all
+    training works, and score it once on the held-out works.
+
+    ``split`` maps recording_id -> "train"/"test".
+    """
+    unknown = [c for c in candidates if c not in CANDIDATES]
+    if unknown:
+        raise ValueError(f"Unknown candidates {unknown}; choose from {sorted(CANDIDATES)}.")
+    sides = table["recording_id"].map(split)
+    train_rows, test_rows = table[sides == "train"], table[sides == "test"]
+    if train_rows.empty or test_rows.empty:
+        raise ValueError("Both train and test need recordings; the corpus is too small.")
+
+    cv = [_cross_validate(name, train_rows, feature_names, cv_folds, seed) for name in candidates]
+    for score in cv:
+        if on_candidate:
+            on_candidate(score)
+    best = max(cv, key=lambda s: (s.recording_macro_f1, s.recording_accuracy))
+
+    estimator = CANDIDATES[best.name](seed)
+    estimator.fit(train_rows[feature_names].to_numpy(np.float32), train_rows["composer"])
+    model = ComposerModel(
+        estimator=estimator,
+        feature_config=config,
+        feature_names=list(feature_names),
+        labels=sorted(estimator.classes_),
+        candidate=best.name,
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    held_out, predictions, report = _evaluate(model, test_rows)
+    model.metrics = held_out
+    model.neighbours = NeighbourIndex.build(table, feature_names)
+    model.reference = _reference(model, table, sides)
+
+    meta = table.groupby("recording_id").first()[["composer", "work"]]
+    split_frame = meta.assign(split=meta.index.map(split)).reset_index()
+    result = TrainResult(model, cv, held_out, report, predictions, split_frame)
+    if plot_dir is not None:
+        result.plots = _plots(result, test_rows, plot_dir, seed)
+    return result
+
+
+def _cross_validate(
+    name: str, rows: pd.DataFrame, feature_names: list[str], folds: int, seed: int
+) -> CandidateScore:
+    started = datetime.now(UTC)
+    estimator = CANDIDATES[name](seed)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    labels = np.array(sorted(rows["composer"].unique()))
+    proba = cross_val_predict(
+        clone(estimator),
+        rows[feature_names].to_numpy(np.float32),
+        rows["composer"].to_numpy(),
+        groups=rows["work"].to_numpy(),
+        cv=splitter,
+        method="predict_proba",
+    )
+    segment_pred = labels[proba.argmax(axis=1)]
+    recordings = metrics.aggregate_recordings(proba, rows["recording_id"], labels)
+    truth = rows.groupby("recording_id")["composer"].first().loc[recordings.index]
+    rec_scores = metrics.scores(truth, recordings.idxmax(axis=1))
+    return CandidateScore(
+        name=name,
+        segment_accuracy=float(np.mean(segment_pred == rows["composer"].to_numpy())),
+        recording_accuracy=rec_scores["accuracy"],
+        recording_macro_f1=rec_scores["macro_f1"],
+        seconds=(datetime.now(UTC) - started).total_seconds(),
+    )
+
+
+def evaluate_rows(
+    model: ComposerModel, rows: pd.DataFrame
+) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
+    """Score ``model`` on labelled feature rows: metrics, per-recording predictions, and the
+    per-composer report. Used for the held-out set, the gate and ``composer evaluate``."""
+    return _evaluate(model, rows)
+
+
+def _evaluate(
+    model: ComposerModel, rows: pd.DataFrame
+) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
+    proba = model.predict_proba(rows)
+    labels = np.array(model.labels)
+    seg = metrics.scores(rows["composer"], labels[proba.argmax(axis=1)])
+    recordings = metrics.aggregate_recordings(proba, rows["recording_id"], labels)
+    truth = rows.groupby("recording_id")["composer"].first().loc[recordings.index]
+    predicted = recordings.idxmax(axis=1)
+    rec = metrics.scores(truth, predicted)
+    held_out = {
+        "segment_accuracy": seg["accuracy"],
+        "segment_macro_f1": seg["macro_f1"],
+        "recording_accuracy": rec["accuracy"],
+        "recording_macro_f1": rec["macro_f1"],
+        "n_segments": seg["n"],
+        "n_recordings": rec["n"],
+    }
+    predictions = recordings.assign(composer=truth, predicted=predicted).reset_index()
+    return held_out, predictions, metrics.per_composer(truth, predicted)
+
+
+def _reference(model: ComposerModel, table: pd.DataFrame, sides: pd.Series) -> pd.DataFrame:
+    """Feature rows with their split and the model's prediction: monitoring's reference."""
+    proba = model.predict_proba(table)
+    reference = table[["recording_id", "composer", *model.feature_names]].copy()
+    reference.insert(1, "split", sides.to_numpy())
+    reference["predicted"] = np.array(model.labels)[proba.argmax(axis=1)]
+    return reference
+
+
+def _plots(result: TrainResult, test_rows: pd.DataFrame, folder: Path, seed: int) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    model, predictions = result.model, result.test_predictions
+    confusion = metrics.plot_confusion(
+        predictions["composer"],
+        predictions["predicted"],
+        folder / "confusion_matrix.png",
+        f"Held-out works, per recording ({model.candidate})",
+    )
+    importance = _importance(model, test_rows, seed)
+    bars = metrics.plot_importance(
+        importance, folder / "feature_importance.png", f"Feature importance ({model.candidate})"
+    )
+    importance.rename("importance").to_csv(folder / "feature_importance.csv")
+    return {"confusion_matrix": confusion, "feature_importance": bars}
+
+
+def _importance(model: ComposerModel, rows: pd.DataFrame, seed: int) -> pd.Series:
+    """Impurity importance where the model has it; permutation on held-out data otherwise."""
+    native = getattr(model.estimator, "feature_importances_", None)
+    if native is not None:
+        return pd.Series(native, index=model.feature_names)
+    result = permutation_importance(
+        model.estimator,
+        rows[model.feature_names].to_numpy(np.float32),
+        rows["composer"].to_numpy(),
+        n_repeats=3,
+        random_state=seed,
+        n_jobs=1,
+    )
+    return pd.Series(result.importances_mean, index=model.feature_names)
