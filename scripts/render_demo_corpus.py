@@ -43,6 +43,9 @@ What it does, deterministically:
    title,source_midi,start_s,duration_s,licence``, sorted by ``recording_id``; ``path`` is
    relative to ``<out>``; ``start_s`` is the clip's offset in the rendered piece.
 
+Re-running gives bit-identical decoded audio; the ``.ogg`` files still differ in a few bytes
+because libsndfile picks a random Ogg stream serial number.
+
 ``data/demo/LICENSE.md`` and ``data/demo/README.md`` are maintained by hand: update them
 (SoundFont, counts, sizes) if you re-render with different settings.
 """
