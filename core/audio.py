@@ -6,6 +6,7 @@ words a user can act on; front doors show ``str(error)`` as is.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -98,6 +99,10 @@ def from_array(
     """The same checks for audio that arrives as an array (microphone, tests)."""
     limits = limits or AudioLimits()
     data = np.asarray(samples)
+    if np.issubdtype(data.dtype, np.integer):  # scale before downmixing (mean gives float64)
+        info = np.iinfo(data.dtype)
+        centre = (info.max + info.min + 1) / 2  # 128 for uint8, 0 for signed types
+        data = (data.astype(np.float32) - centre) / float(info.max - centre)
     if data.ndim == 2:
         # Accept (frames, channels) and (channels, frames): channels is the short axis.
         if data.shape[0] < data.shape[1]:
@@ -106,8 +111,6 @@ def from_array(
         data = data.mean(axis=1)
     else:
         channels = 1
-    if np.issubdtype(data.dtype, np.integer):
-        data = data.astype(np.float32) / float(np.iinfo(data.dtype).max)
     max_frames = int(limits.max_seconds * source_rate)
     source_seconds = len(data) / source_rate if source_rate else 0.0
     audio = _finish(data[:max_frames], source_rate, channels, source_seconds, sample_rate, limits)
@@ -158,7 +161,7 @@ def _decode(path: Path, max_seconds: float) -> tuple[np.ndarray, int]:
     """soundfile first (wav, flac, ogg, mp3); anything else through ffmpeg when present."""
     try:
         with sf.SoundFile(path) as handle:
-            frames = min(handle.frames, int(max_seconds * handle.samplerate) + 1)
+            frames = min(handle.frames, int(max_seconds * handle.samplerate))
             data = handle.read(frames=frames, dtype="float32", always_2d=False)
             rate = handle.samplerate
     except sf.LibsndfileError as error:
@@ -186,7 +189,8 @@ def _decode_with_ffmpeg(path: Path, max_seconds: float, cause: Exception) -> tup
             f"{path.name}: not a format this machine can decode without ffmpeg "
             f"(soundfile says: {cause}). Use wav, flac, ogg or mp3, or install ffmpeg."
         ) from cause
-    rate = 44100
+    _, rate = _probe(path)
+    rate = rate or 44100
     command = [
         ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-t", str(max_seconds),
         "-vn", "-ac", "1", "-ar", str(rate), "-f", "f32le", "-",
@@ -205,11 +209,33 @@ def _decode_with_ffmpeg(path: Path, max_seconds: float, cause: Exception) -> tup
     return np.frombuffer(result.stdout, dtype=np.float32).copy(), rate
 
 
+def _probe(path: Path) -> tuple[float | None, int | None]:
+    """Duration and native rate from ffprobe, so ffmpeg decodes without resampling twice and
+    a long clip is reported as truncated even though ffmpeg stops at the limit."""
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        return None, None
+    command = [
+        ffprobe, "-v", "error", "-select_streams", "a:0", "-of", "json",
+        "-show_entries", "stream=sample_rate:format=duration", str(path),
+    ]  # fmt: skip
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=30, check=False)
+        info = json.loads(result.stdout or b"{}")
+    except (subprocess.TimeoutExpired, json.JSONDecodeError):
+        return None, None
+    streams = info.get("streams") or [{}]
+    rate = streams[0].get("sample_rate")
+    duration = (info.get("format") or {}).get("duration")
+    return (float(duration) if duration else None), (int(rate) if rate else None)
+
+
 def _source_duration(path: Path, decoded_seconds: float) -> float:
     try:
         return float(sf.info(path).duration)
     except (sf.LibsndfileError, RuntimeError):
-        return decoded_seconds
+        probed, _ = _probe(path)
+        return max(probed or 0.0, decoded_seconds)
 
 
 def _finish(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from contextlib import contextmanager
@@ -23,6 +24,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+    epilog=(
+        "Configuration: COMPOSER_* environment variables or a .env file, e.g. "
+        "COMPOSER_MLFLOW_TRACKING_URI=postgresql://user@host/db, "
+        "COMPOSER_FEATURES__N_MFCC=20, COMPOSER_WORKERS=2. `composer info` shows what is in "
+        "force. Quick start: `composer train` then `composer predict clip.mp3`."
+    ),
 )
 console = Console(stderr=True)
 out = Console()
@@ -35,6 +43,28 @@ ModelOption = Annotated[
     typer.Option("--model", "-m", help="Registered version number or alias (default: champion)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
+EnsembleOption = Annotated[
+    str, typer.Option(help="MusicNet only: ensemble filter ('all' keeps every ensemble).")
+]
+MinRecordingsOption = Annotated[
+    int, typer.Option(help="MusicNet only: drop composers with fewer recordings.")
+]
+
+
+def _ensemble(value: str) -> str | None:
+    return None if value.lower() == "all" else value
+
+
+@app.callback()
+def _quiet_libraries() -> None:
+    """MLflow and Alembic log every migration and registration at INFO; the CLI prints its own
+    summary instead."""
+    import mlflow  # noqa: F401 - configures its loggers on import; adjust them afterwards
+
+    for name in ("mlflow", "alembic", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # We log our own class on purpose (documented in core/registry.py); the warning is noise.
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
 
 
 def _settings(**overrides) -> Settings:
@@ -83,13 +113,18 @@ def featurize(
         Path | None, typer.Option("--output", "-o", help="Parquet file for the table.")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Processes (0 = one per core).")] = None,
+    ensemble: EnsembleOption = "Solo Piano",
+    min_recordings: MinRecordingsOption = 1,
 ) -> None:
     """Compute the feature table (one row per segment); cached, so re-runs are fast."""
     from core import pipeline
 
     settings = _settings(workers=workers)
     started = time.perf_counter()
-    manifest = pipeline.load_manifest(settings, dataset)
+    try:
+        manifest = pipeline.load_manifest(settings, dataset, _ensemble(ensemble), min_recordings)
+    except (ValueError, FileNotFoundError) as error:
+        _fail(error)
     with _progress(f"featurizing {dataset}") as tick:
         report = pipeline.featurize(settings, manifest, progress=tick)
     target = output or settings.home / f"features-{dataset}.parquet"
@@ -117,9 +152,11 @@ def train(
         str | None,
         typer.Option(
             help="Comma-separated: random_forest, logistic_regression, svm_rbf, "
-            "gradient_boosting, dummy (default: all but dummy)."
+            "gradient_boosting, dummy (default: random_forest, logistic_regression, svm_rbf)."
         ),
     ] = None,
+    ensemble: EnsembleOption = "Solo Piano",
+    min_recordings: MinRecordingsOption = 1,
 ) -> None:
     """The main job: featurize, compare candidates on grouped CV, evaluate on held-out works,
     log to MLflow, register, and promote to champion if it beats the current one."""
@@ -143,7 +180,13 @@ def train(
     try:
         with _progress(f"featurizing {dataset}") as tick:
             result = pipeline.run(
-                settings, dataset, chosen, progress=tick, on_candidate=on_candidate
+                settings,
+                dataset,
+                chosen,
+                progress=tick,
+                on_candidate=on_candidate,
+                ensemble=_ensemble(ensemble),
+                min_recordings=min_recordings,
             )
     except (ValueError, RuntimeError, FileNotFoundError) as error:
         _fail(error)
@@ -239,7 +282,7 @@ def predict(
             results.append({"file": str(path), "error": str(error)})
     if as_json:
         payload = {"model": settings.model_name, "version": str(found.version), "results": results}
-        out.print_json(json.dumps(payload))
+        typer.echo(json.dumps(payload, indent=2))
     else:
         table = Table("file", "composer", "top composers", "segments", "notes")
         for item in results:
@@ -299,7 +342,7 @@ def evaluate(
         "failed": report.failed,
     }
     if as_json:
-        out.print_json(json.dumps(payload, default=float))
+        typer.echo(json.dumps(payload, indent=2, default=float))
         return
     table = Table("composer", "precision", "recall", "f1", "recordings")
     for name, row in per_composer.iterrows():

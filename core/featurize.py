@@ -19,7 +19,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from core import features
-from core.audio import AudioError, load_audio, segments
+from core.audio import AudioError, NotAudioError, load_audio, segments
 from core.config import AudioLimits, FeatureConfig
 
 ID_COLUMNS = ["recording_id", "segment", "start_s"]
@@ -65,6 +65,8 @@ def cached_features(
     path: str | Path, config: FeatureConfig, limits: AudioLimits, cache_dir: Path
 ) -> tuple[pd.DataFrame, bool]:
     """Features of one file from the cache, computing and storing them on a miss."""
+    if not Path(path).is_file():
+        raise NotAudioError(f"{Path(path).name}: file not found ({path}).")
     folder = cache_dir / config.fingerprint()
     target = folder / f"{content_hash(path)}-{_limits_key(limits)}.parquet"
     if target.exists():
@@ -89,6 +91,8 @@ def featurize_manifest(
     thousands should not stop a run, and the caller decides whether failures are acceptable.
     """
     jobs = [(row.recording_id, row.path) for row in manifest.itertuples(index=False)]
+    if workers > 1 and jobs:
+        warm_up(config)
     runner = Parallel(n_jobs=max(1, workers), return_as="generator_unordered")
     results = runner(delayed(_one)(rid, path, config, limits, cache_dir) for rid, path in jobs)
     frames, failed, computed, cached = [], {}, 0, 0
@@ -104,6 +108,14 @@ def featurize_manifest(
             progress(done, len(jobs))
     table = _join_manifest(manifest, frames, config)
     return FeaturizeReport(table=table, computed=computed, cached=cached, failed=failed)
+
+
+def warm_up(config: FeatureConfig) -> None:
+    """Compile librosa's numba functions once, here, and fill the on-disk cache before worker
+    processes start: workers compiling and writing the same cache entries at once can read
+    each other's half-written files and crash (seen as SIGSEGV in ``peak_pick``)."""
+    noise = np.random.default_rng(0).standard_normal(config.sample_rate * 3).astype(np.float32)
+    features.extract(0.1 * noise, config)
 
 
 def _one(
@@ -122,7 +134,8 @@ def _join_manifest(
     names = features.feature_names(config)
     if not frames:
         empty = pd.DataFrame(columns=[*ID_COLUMNS, *names])
-        return manifest.iloc[0:0].merge(empty, on="recording_id")
+        meta = manifest.drop(columns=["path"], errors="ignore").iloc[0:0]
+        return meta.merge(empty, on="recording_id")
     segments_table = pd.concat(frames, ignore_index=True)
     meta = manifest.drop(columns=["path"], errors="ignore")
     table = meta.merge(segments_table, on="recording_id", how="inner")
@@ -130,7 +143,8 @@ def _join_manifest(
 
 
 def _limits_key(limits: AudioLimits) -> str:
-    return f"max{limits.max_seconds:g}"
+    """Limits decide which files are accepted and how much is analysed, so they key too."""
+    return hashlib.sha256(limits.model_dump_json().encode()).hexdigest()[:8]
 
 
 def _atomic_write_parquet(frame: pd.DataFrame, target: Path) -> None:

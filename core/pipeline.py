@@ -49,7 +49,7 @@ def load_manifest(
         return demo.load_manifest(settings.demo_dir)
     if dataset == "musicnet":
         return musicnet.load_manifest(
-            Path(settings.musicnet_dir) / "musicnet",
+            Path(settings.musicnet_dir),
             ensemble=ensemble,
             min_recordings=min_recordings,
         )
@@ -86,9 +86,12 @@ def run(
     manifest: pd.DataFrame | None = None,
     progress: Progress | None = None,
     on_candidate: Callable[[CandidateScore], None] | None = None,
+    ensemble: str | None = "Solo Piano",
+    min_recordings: int = 1,
 ) -> PipelineResult:
     """Featurize, train, log, register and (behind the gate) promote."""
-    manifest = load_manifest(settings, dataset) if manifest is None else manifest
+    if manifest is None:
+        manifest = load_manifest(settings, dataset, ensemble, min_recordings)
     config = settings.features
     featurized = featurize(settings, manifest, config, progress)
     if featurized.table.empty:

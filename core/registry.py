@@ -1,5 +1,10 @@
 """MLflow at the edges: log a training result, register it, promote it behind the gate, and
-load a registered model: the one way any front door gets a model."""
+load a registered model: the one way any front door gets a model.
+
+The model is logged as a pyfunc wrapping ``ComposerModel`` (cloudpickled): it must carry its
+feature config, labels, neighbour index and monitoring reference, which a plain sklearn
+flavour cannot. Loading needs the ``core`` package installed, as every front door has it.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,387 @@
+#!/usr/bin/env python
+"""Featurization benchmark: the seed's naive librosa extractor vs ``core.features``.
+
+On the same demo clips, in one run:
+
+(a) naive  - ``bench.naive_features.naive_extract`` (librosa.load + 118 features), one process;
+(b) ours   - ``core.audio.load_audio`` + ``core.features.extract`` with one 30 s segment per
+             clip, one process;
+(c) ours   - ``core.featurize.featurize_manifest`` with a fresh temporary cache and
+             ``--workers`` processes (wall clock, worker start-up included).
+
+Timings include decoding. Each single-process extractor is warmed up once on the first clip
+(numba JIT, filter banks) before the timed pass. Then the same model
+(``RandomForestClassifier(n_estimators=300, class_weight='balanced_subsample')``) is
+cross-validated on each feature set with the same 5 grouped folds (StratifiedGroupKFold:
+groups = work, strata = composer, shuffled with ``--seed``); accuracy and macro-F1 are per
+clip, pooled over the out-of-fold predictions.
+
+Results are printed and written to ``bench/results/featurize.json`` (gitignored).
+
+    python bench/featurize_bench.py                 # every demo clip
+    python bench/featurize_bench.py --limit 24 --workers 2 --seed 42
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pandas as pd
+import sklearn
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import StratifiedGroupKFold
+
+from core.audio import load_audio
+from core.config import REPO_ROOT, AudioLimits, FeatureConfig
+from core.datasets import demo
+from core.features import extract, feature_names
+from core.featurize import featurize_manifest
+
+try:
+    from bench.naive_features import NAIVE_NAMES, naive_extract
+except ModuleNotFoundError:  # run as a script: bench/ itself is on sys.path
+    from naive_features import NAIVE_NAMES, naive_extract
+
+DEFAULT_DEMO_DIR = REPO_ROOT / "data" / "demo"
+DEFAULT_OUT = REPO_ROOT / "bench" / "results" / "featurize.json"
+N_FOLDS = 5
+CLIP_SECONDS = 30.0
+
+console = Console() if sys.stdout.isatty() else Console(width=120)  # logs: no wrapping
+
+
+@dataclass
+class Pass:
+    """One feature set: per-clip matrix (rows in manifest order) and its timings."""
+
+    label: str
+    features: np.ndarray
+    seconds: float  # total (sum of per-clip times, or wall clock for the parallel pass)
+    processes: int
+    per_clip: list[float] | None = None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(
+            "Compare the seed's naive librosa extractor with core.features on the demo "
+            "corpus: seconds per clip, realtime factor, and grouped-CV accuracy / macro-F1 "
+            "of the same random forest on each feature set."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="use only N clips, chosen round-robin over composers (default: all demo clips)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processes for the featurize_manifest pass"
+    )
+    parser.add_argument("--seed", type=int, default=42, help="CV shuffling and forest seed")
+    parser.add_argument(
+        "--demo-dir", type=Path, default=DEFAULT_DEMO_DIR, help="demo corpus directory"
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < N_FOLDS:
+        parser.error(f"--limit must be at least {N_FOLDS} (one clip per fold)")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    return args
+
+
+def load_clips(demo_dir: Path) -> tuple[pd.DataFrame, bool]:
+    """The demo manifest, or (while the corpus is still being rendered) one built from the
+    files present: composer = folder name, work = file stem. Returns (manifest, partial)."""
+    if (demo_dir / "manifest.csv").is_file():
+        return demo.load_manifest(demo_dir), False
+    files = sorted((demo_dir / "audio").glob("*/*.ogg"))
+    if not files:
+        raise SystemExit(f"No manifest and no clips under {demo_dir / 'audio'}.")
+    manifest = pd.DataFrame(
+        {
+            "recording_id": [f"{f.parent.name}/{f.stem}" for f in files],
+            "path": [str(f.resolve()) for f in files],
+            "composer": [f.parent.name for f in files],
+            "work": [f.stem for f in files],
+            "title": [f.stem for f in files],
+        }
+    )
+    return manifest, True
+
+
+def choose(manifest: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
+    """All clips, or ``limit`` of them taken round-robin over composers (seeded order)."""
+    manifest = manifest.sort_values("recording_id", kind="stable").reset_index(drop=True)
+    if limit is None or limit >= len(manifest):
+        return manifest
+    rng = np.random.default_rng(seed)
+    queues = {
+        composer: list(rng.permutation(group.index.to_numpy()))
+        for composer, group in manifest.groupby("composer", sort=True)
+    }
+    picked: list[int] = []
+    while len(picked) < limit:
+        for queue in queues.values():
+            if queue and len(picked) < limit:
+                picked.append(int(queue.pop(0)))
+    return manifest.loc[sorted(picked)].reset_index(drop=True)
+
+
+def run_naive(manifest: pd.DataFrame) -> Pass:
+    naive_extract(manifest.path.iloc[0])  # warm-up (numba JIT, librosa caches), not timed
+    rows, times = [], []
+    columns = (
+        TextColumn("[bold]naive[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("", total=len(manifest))
+        for path, rid in zip(manifest.path, manifest.recording_id, strict=True):
+            progress.update(task, description=str(rid))
+            start = time.perf_counter()
+            rows.append(naive_extract(path))
+            times.append(time.perf_counter() - start)
+            progress.advance(task)
+    return Pass("naive seed (1 process)", np.vstack(rows), float(sum(times)), 1, times)
+
+
+def run_ours(manifest: pd.DataFrame, config: FeatureConfig, limits: AudioLimits) -> Pass:
+    size = round(config.segment_seconds * config.sample_rate)
+
+    def one(path: str) -> np.ndarray:
+        audio = load_audio(path, config.sample_rate, limits)
+        return extract(audio.samples[:size], config)
+
+    one(manifest.path.iloc[0])  # warm-up, not timed
+    rows, times = [], []
+    with console.status("[bold]ours[/] load_audio + extract, 1 process"):
+        for path in manifest.path:
+            start = time.perf_counter()
+            rows.append(one(path))
+            times.append(time.perf_counter() - start)
+    return Pass("ours load+extract (1 process)", np.vstack(rows), float(sum(times)), 1, times)
+
+
+def run_manifest(
+    manifest: pd.DataFrame, config: FeatureConfig, limits: AudioLimits, workers: int
+) -> tuple[Pass, dict[str, str]]:
+    names = feature_names(config)
+    with (
+        tempfile.TemporaryDirectory(prefix="featurize-bench-") as cache,
+        console.status(f"[bold]ours[/] featurize_manifest, {workers} workers, cold cache"),
+    ):
+        start = time.perf_counter()
+        report = featurize_manifest(manifest, config, limits, Path(cache), workers=workers)
+        wall = time.perf_counter() - start
+    first = report.table[report.table.segment == 0].set_index("recording_id")
+    matrix = np.full((len(manifest), len(names)), np.nan, dtype=np.float32)
+    for i, rid in enumerate(manifest.recording_id):
+        if rid in first.index:
+            matrix[i] = first.loc[rid, names].to_numpy(dtype=np.float32)
+    label = f"ours featurize_manifest ({workers} workers)"
+    return Pass(label, matrix, wall, workers), report.failed
+
+
+def cross_validate(
+    features: np.ndarray, composers: np.ndarray, works: np.ndarray, seed: int
+) -> dict[str, float | list[float]]:
+    """Pooled out-of-fold per-clip accuracy and macro-F1, plus per-fold accuracy."""
+    folds = StratifiedGroupKFold(n_splits=N_FOLDS, shuffle=True, random_state=seed)
+    predicted = np.empty_like(composers)
+    fold_accuracy = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # classes with fewer works than folds
+        splits = list(folds.split(features, composers, groups=works))
+    for train, test in splits:
+        model = RandomForestClassifier(
+            n_estimators=300,
+            random_state=seed,
+            class_weight="balanced_subsample",
+            n_jobs=-1,
+        )
+        model.fit(features[train], composers[train])
+        predicted[test] = model.predict(features[test])
+        fold_accuracy.append(float(accuracy_score(composers[test], predicted[test])))
+    return {
+        "accuracy": float(accuracy_score(composers, predicted)),
+        "macro_f1": float(f1_score(composers, predicted, average="macro", zero_division=0)),
+        "fold_accuracy": fold_accuracy,
+    }
+
+
+def summarize(p: Pass, n_clips: int, audio_seconds: float, naive_seconds: float) -> dict:
+    per_clip = p.seconds / n_clips
+    return {
+        "label": p.label,
+        "processes": p.processes,
+        "total_seconds": p.seconds,
+        "seconds_per_clip": per_clip,
+        "median_seconds_per_clip": float(np.median(p.per_clip)) if p.per_clip else None,
+        "speedup_vs_naive": naive_seconds / p.seconds,
+        # audio seconds analysed per CPU-second of one process
+        "realtime_factor_per_core": audio_seconds / (p.seconds * p.processes),
+    }
+
+
+def _load(values: tuple[float, float, float]) -> str:
+    return " / ".join(f"{v:.2f}" for v in values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = shlex.join([Path(sys.executable).name, *sys.argv])
+    manifest, partial = load_clips(args.demo_dir)
+    manifest = choose(manifest, args.limit, args.seed)
+    config = FeatureConfig(segment_seconds=CLIP_SECONDS, hop_seconds=CLIP_SECONDS)
+    limits = AudioLimits()
+    names = feature_names(config)
+    if names != NAIVE_NAMES:
+        raise SystemExit("bench.naive_features.NAIVE_NAMES no longer matches core.features.")
+
+    console.rule("composer-id featurization benchmark")
+    console.print(f"command:   {command}")
+    console.print(
+        f"python {platform.python_version()}  librosa {librosa.__version__}  "
+        f"numpy {np.__version__}  scikit-learn {sklearn.__version__}  "
+        f"CPUs {os.cpu_count()}  ({platform.platform()})"
+    )
+    load_before = os.getloadavg()
+    console.print("load average (1/5/15 min) at start: " + _load(load_before))
+    console.print(
+        f"clips:     {len(manifest)} from {manifest.composer.nunique()} composers, "
+        f"{manifest.work.nunique()} works ({args.demo_dir})"
+        + (
+            "  [yellow]PARTIAL: no manifest.csv yet, built from the files present[/]"
+            if partial
+            else ""
+        )
+    )
+
+    durations = [
+        min(librosa.get_duration(path=p), CLIP_SECONDS) for p in manifest.path
+    ]  # what each extractor analyses (both read at most 30 s)
+    audio_seconds = float(sum(durations))
+
+    naive = run_naive(manifest)
+    ours = run_ours(manifest, config, limits)
+    parallel, failed = run_manifest(manifest, config, limits, args.workers)
+    if failed:
+        console.print(f"[red]featurize_manifest failed on {len(failed)} clips:[/] {failed}")
+    ok = ~np.isnan(parallel.features).any(axis=1)
+    parity = float(np.max(np.abs(parallel.features[ok] - ours.features[ok]))) if ok.any() else None
+
+    composers = manifest.composer.to_numpy()
+    works = manifest.work.to_numpy()
+    can_cv = manifest.composer.value_counts().max() >= N_FOLDS and len(set(works)) >= N_FOLDS
+    if not can_cv:
+        console.print(
+            f"[yellow]Too few clips for {N_FOLDS}-fold CV (need a composer with {N_FOLDS}+ "
+            f"clips and {N_FOLDS}+ works); timings only.[/]"
+        )
+    results = []
+    for p in (naive, ours, parallel):
+        row = summarize(p, len(manifest), audio_seconds, naive.seconds)
+        row["cv"] = None
+        if can_cv and p is not parallel:  # parallel = same vectors as ours (see parity)
+            with console.status(f"cross-validating the forest on {p.label} features"):
+                features = p.features.astype(np.float64)
+                row["cv"] = cross_validate(features, composers, works, args.seed)
+        results.append(row)
+    results[2]["cv"] = results[1]["cv"]
+
+    table = Table(
+        title=(
+            f"{len(manifest)} clips x {CLIP_SECONDS:g} s, decode included; "
+            f"{N_FOLDS}-fold grouped CV by work (seed {args.seed})"
+        )
+    )
+    table.add_column("")
+    for row in results:
+        table.add_column(row["label"], justify="right")
+    table.add_row("seconds / clip", *[f"{r['seconds_per_clip']:.3f}" for r in results])
+    table.add_row(
+        "median s / clip",
+        *[
+            f"{r['median_seconds_per_clip']:.3f}" if r["median_seconds_per_clip"] else "-"
+            for r in results
+        ],
+    )
+    table.add_row("speed ratio naive/ours", *[f"{r['speedup_vs_naive']:.1f}x" for r in results])
+    table.add_row(
+        "realtime factor per core", *[f"{r['realtime_factor_per_core']:.0f}x" for r in results]
+    )
+    if can_cv:
+        cvs = [r["cv"] for r in results]
+        table.add_row("CV accuracy (per clip)", *[f"{cv['accuracy']:.3f}" for cv in cvs])
+        table.add_row("CV macro-F1 (per clip)", *[f"{cv['macro_f1']:.3f}" for cv in cvs])
+        table.add_row(
+            "fold accuracy mean ± sd",
+            *[
+                f"{np.mean(cv['fold_accuracy']):.3f} ± {np.std(cv['fold_accuracy']):.3f}"
+                for cv in cvs
+            ],
+        )
+    load_after = os.getloadavg()
+    console.print(table)
+    console.print("load average (1/5/15 min) at end: " + _load(load_after))
+    console.print(
+        "Realtime factor per core = audio seconds / (seconds x processes). The parallel "
+        "column's wall clock includes worker start-up; its vectors equal the single-process "
+        f"ones (max |diff| = {parity if parity is not None else 'n/a'}), so its CV is the same."
+    )
+
+    payload = {
+        "command": command,
+        "python": platform.python_version(),
+        "librosa": librosa.__version__,
+        "numpy": np.__version__,
+        "scikit_learn": sklearn.__version__,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "load_average_start": load_before,
+        "load_average_end": load_after,
+        "seed": args.seed,
+        "workers": args.workers,
+        "partial_corpus": partial,
+        "n_clips": len(manifest),
+        "n_composers": int(manifest.composer.nunique()),
+        "n_works": int(manifest.work.nunique()),
+        "audio_seconds": audio_seconds,
+        "feature_config": config.model_dump(),
+        "n_features": len(names),
+        "model": "RandomForestClassifier(n_estimators=300, class_weight='balanced_subsample')",
+        "cv": f"StratifiedGroupKFold(n_splits={N_FOLDS}, shuffle=True), groups=work",
+        "parallel_vs_single_max_abs_diff": parity,
+        "failed": failed,
+        "passes": results,
+        "recording_ids": manifest.recording_id.tolist(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=2))
+    console.print(f"results: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Shared fixtures. Generated state goes under pytest's tmp dirs; the feature cache is shared
+across the session so the demo corpus is featurized once per run."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from core import pipeline
+from core.config import REPO_ROOT, Settings
+
+POSTGRES_URL = os.environ.get("COMPOSER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+FAST_CANDIDATES = ("random_forest", "logistic_regression")
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("composer-home")
+
+
+@pytest.fixture(scope="session")
+def make_settings(session_home, tmp_path_factory):
+    """Settings sharing the session's feature cache, each with its own MLflow store."""
+
+    def factory(tracking_uri: str | None = None, **overrides) -> Settings:
+        store = tmp_path_factory.mktemp("mlflow")
+        return Settings(
+            home=session_home,
+            demo_dir=REPO_ROOT / "data" / "demo",
+            mlflow_tracking_uri=tracking_uri or f"sqlite:///{store / 'mlflow.db'}",
+            mlflow_artifact_root=store / "artifacts",
+            **overrides,
+        )
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def demo_manifest():
+    return pipeline.load_manifest(Settings(), "demo")
+
+
+@pytest.fixture(scope="session")
+def trained(make_settings):
+    """The main job on the demo corpus into a fresh SQLite MLflow, with every candidate."""
+    settings = make_settings()
+    result = pipeline.run(settings, "demo")
+    return settings, result
+
+
+@pytest.fixture()
+def postgres_url():
+    """A fresh PostgreSQL database on the local server, dropped afterwards."""
+    name = f"composer_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable: {error}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"{POSTGRES_URL}/{name}"
+    with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
