@@ -201,7 +201,7 @@ def _decode_with_ffmpeg(path: Path, max_seconds: float, cause: Exception) -> tup
         raise CorruptAudioError(f"{path.name}: decoding took too long; giving up.") from error
     if result.returncode != 0 or not result.stdout:
         detail = result.stderr.decode(errors="replace").strip().splitlines()
-        reason = detail[-1] if detail else "no audio stream"
+        reason = (detail[-1] if detail else "no audio stream").replace(str(path), path.name)
         raise NotAudioError(
             f"{path.name}: not a readable audio file ({reason}). "
             "Supported: wav, mp3, ogg, flac (others need ffmpeg)."

@@ -13,7 +13,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AliasChoices, BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +66,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         env_file=".env",
         extra="ignore",
+        populate_by_name=True,
     )
 
     home: Path = Field(REPO_ROOT / "var", description="Where generated state lives (gitignored).")
@@ -88,6 +89,22 @@ class Settings(BaseSettings):
     test_fraction: float = Field(0.25, gt=0.05, lt=0.6, description="Share of works held out.")
     cv_folds: int = Field(4, ge=2, le=10)
 
+    # Prediction store (the app records every prediction; monitoring reads them back).
+    database_url: str | None = Field(None, description="Default: sqlite:///HOME/predictions.db")
+    keep_audio: bool = Field(False, description="Keep uploaded audio (under generated names).")
+
+    # The app.
+    app_host: str = Field("127.0.0.1", description="Bind address (0.0.0.0 in containers).")
+    app_port: int = Field(
+        7860, ge=0, le=65535, validation_alias=AliasChoices("PORT", "COMPOSER_APP_PORT")
+    )
+    app_share: bool = Field(False, description="Ask Gradio for a public share link.")
+    app_auth: str | None = Field(None, description="'user:password' for basic auth.")
+    app_root_path: str = Field("", description="Path prefix when served behind a proxy.")
+    app_max_file_mb: float = Field(50.0, gt=0, description="Upload size limit.")
+    app_model_ttl_s: float = Field(30.0, ge=0, description="How often to check the alias.")
+    app_concurrency: int = Field(2, ge=1, le=64, description="Predictions run at once.")
+
     @model_validator(mode="after")
     def _fill_derived_paths(self) -> Settings:
         self.home = Path(self.home).expanduser().resolve()
@@ -97,11 +114,21 @@ class Settings(BaseSettings):
             self.mlflow_artifact_root = self.home / "mlartifacts"
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow.db'}"
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.home / 'predictions.db'}"
         return self
 
     @property
     def feature_cache_dir(self) -> Path:
         return self.home / "features"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.home / "spool"
+
+    @property
+    def audio_store_dir(self) -> Path:
+        return self.home / "audio"
 
     @property
     def n_workers(self) -> int:

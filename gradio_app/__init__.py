@@ -1,0 +1,1 @@
+"""Gradio front door: layout and thin callbacks over ``core``."""

@@ -1,0 +1,3 @@
+from gradio_app.app import main
+
+main()

@@ -1,0 +1,240 @@
+"""Record or upload a clip, get the composer. Layout and wiring only: every decision lives
+in ``core`` (decoding, features, the champion, the prediction store)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from core.audio import AudioError
+from core.config import Settings
+from core.datasets import demo
+from core.featurize import warm_up
+from core.serving import ChampionService, ModelUnavailable, Served
+from core.store import PredictionRecord, PredictionStore, store_audio
+
+log = logging.getLogger("gradio_app")
+SOURCES = ("upload", "microphone", "api")
+NOT_LISTED = "Someone else (not in the list)"
+
+
+def build(settings: Settings, service: ChampionService, store: PredictionStore) -> gr.Blocks:
+    """The page. ``service`` and ``store`` are injected so tests can point them anywhere."""
+
+    def predict(audio_path: str | None, source: str):
+        if not audio_path:
+            raise gr.Error("No audio yet: record with the microphone or upload a file first.")
+        served = _served_or_error(service)
+        try:
+            prediction = served.predictor.predict_file(audio_path)
+        except AudioError as error:
+            raise gr.Error(str(error)) from error
+        record = PredictionRecord.from_prediction(
+            prediction,
+            source=source if source in SOURCES else "api",
+            model_name=served.name,
+            model_version=served.version,
+            feature_schema=served.model.feature_config.schema_id,
+            audio_path=store_audio(Path(audio_path), settings),
+        )
+        prediction_id = store.record(record)
+        details = {
+            "prediction_id": prediction_id,
+            "model": f"{served.name} v{served.version}",
+            **prediction.as_dict(k=5),
+        }
+        return (
+            prediction.probabilities,
+            _timeline(prediction.segments, prediction.top(4)),
+            prediction.neighbours,
+            details,
+            prediction_id,
+            _card(served),
+            gr.update(choices=[*served.model.labels, NOT_LISTED], value=None),
+        )
+
+    def feedback(prediction_id: str | None, composer: str | None) -> str:
+        if not prediction_id:
+            raise gr.Error("Make a prediction first, then say who the composer really was.")
+        if not composer:
+            raise gr.Error("Choose the composer it really was.")
+        try:
+            store.add_feedback(prediction_id, composer)
+        except KeyError as error:
+            raise gr.Error(f"Unknown prediction {prediction_id}.") from error
+        return f"Thanks: recorded **{composer}** for prediction `{prediction_id[:8]}`."
+
+    def status() -> str:
+        try:
+            return _card(service.current())
+        except ModelUnavailable as error:
+            return f"### No model to serve yet\n{error}"
+
+    limits = (
+        f"Uploads up to {settings.app_max_file_mb:g} MB (wav, mp3, ogg, flac; other formats "
+        f"through ffmpeg). The first {settings.audio.max_seconds:g} s are analysed, in "
+        f"{settings.features.segment_seconds:g} s segments; clips need at least "
+        f"{settings.audio.min_seconds:g} s."
+    )
+    with gr.Blocks(title="Who composed this?") as page:
+        source = gr.State("api")
+        gr.Markdown("# Who composed this?\nRecord a piano piece or upload a recording.")
+        with gr.Row():
+            with gr.Column(scale=3):
+                audio = gr.Audio(
+                    sources=["upload", "microphone"], type="filepath", label="Piano recording"
+                )
+                gr.Markdown(limits, elem_id="limits")
+                button = gr.Button("Name the composer", variant="primary", elem_id="predict")
+                examples = _examples(settings)
+                if examples:
+                    gr.Examples(examples=examples, inputs=[audio], label="Demo clips")
+            with gr.Column(scale=4):
+                label = gr.Label(num_top_classes=5, label="Composer", elem_id="label")
+                timeline = gr.LinePlot(
+                    x="start_s",
+                    y="probability",
+                    color="composer",
+                    x_title="segment start (s)",
+                    y_title="probability",
+                    y_lim=[0, 1],
+                    label="Composer probability over time",
+                )
+        with gr.Row():
+            neighbours = gr.Dataframe(label="Sounds like (nearest corpus recordings)")
+            card = gr.Markdown(elem_id="model-card")
+        with gr.Accordion("Was it right? Tell us", open=False):
+            with gr.Row():
+                prediction_id = gr.Textbox(label="Prediction id", interactive=False)
+                truth = gr.Dropdown(
+                    label="The composer really was", choices=[], allow_custom_value=True
+                )
+                send = gr.Button("Save feedback")
+            thanks = gr.Markdown()
+        with gr.Accordion("Details (JSON, as the API returns it)", open=False):
+            details = gr.JSON()
+
+        audio.upload(lambda: "upload", outputs=source, api_visibility="private")
+        audio.stop_recording(lambda: "microphone", outputs=source, api_visibility="private")
+        button.click(
+            predict,
+            inputs=[audio, source],
+            outputs=[label, timeline, neighbours, details, prediction_id, card, truth],
+            api_name="predict",
+            concurrency_limit=settings.app_concurrency,
+        )
+        send.click(feedback, inputs=[prediction_id, truth], outputs=thanks, api_name="feedback")
+        page.load(status, outputs=card, api_visibility="private")
+        gr.Timer(max(settings.app_model_ttl_s, 5)).tick(
+            status, outputs=card, api_visibility="private"
+        )
+    return page
+
+
+def _served_or_error(service: ChampionService) -> Served:
+    try:
+        return service.current()
+    except ModelUnavailable as error:
+        raise gr.Error(str(error)) from error
+
+
+def _timeline(segments: pd.DataFrame, top: list[tuple[str, float]]) -> pd.DataFrame:
+    names = [name for name, _ in top]
+    long = segments.melt(id_vars="start_s", value_vars=names, var_name="composer")
+    return long.rename(columns={"value": "probability"})
+
+
+def _card(served: Served) -> str:
+    card = served.card()
+    accuracy = card["recording_accuracy"]
+    accuracy_text = f"{accuracy:.0%}" if accuracy is not None else "n/a"
+    return (
+        f"### Model: {card['name']} v{card['version']} (`@{card['alias']}`)\n"
+        f"- **{card['candidate']}**, trained {card['trained_at']}\n"
+        f"- held-out accuracy per recording: **{accuracy_text}** "
+        f"(unseen works; chance {1 / len(card['composers']):.0%})\n"
+        f"- knows {len(card['composers'])} composers: {', '.join(card['composers'])}"
+    )
+
+
+def _examples(settings: Settings, limit: int = 8) -> list[list[str]]:
+    """One demo clip per composer (the first in the manifest), if the corpus is present."""
+    try:
+        manifest = demo.load_manifest(settings.demo_dir)
+    except FileNotFoundError:
+        return []
+    firsts = manifest.groupby("composer", sort=True).first()
+    return [[path] for path in firsts["path"].head(limit)]
+
+
+def launch(settings: Settings, block: bool = True) -> tuple[gr.Blocks, str]:
+    """Start the server as configured; returns the page and its local URL."""
+    service = ChampionService(settings)
+    store = PredictionStore(settings.database_url, settings.spool_dir)
+    _warm_up(service)
+    page = build(settings, service, store)
+    auth = tuple(settings.app_auth.split(":", 1)) if settings.app_auth else None
+    demo_dir = str(Path(settings.demo_dir).resolve())
+    _, local_url, share_url = page.launch(
+        server_name=settings.app_host,
+        server_port=settings.app_port or None,
+        share=settings.app_share,
+        auth=auth,
+        root_path=settings.app_root_path or None,
+        max_file_size=f"{settings.app_max_file_mb:g}mb",
+        allowed_paths=[demo_dir],
+        prevent_thread_lock=True,
+        quiet=True,
+        theme=gr.themes.Soft(),
+    )
+    print(f"Serving on {local_url}", flush=True)
+    if settings.app_share:
+        if share_url:
+            print(f"Share link: {share_url}", flush=True)
+        else:
+            print(
+                "Share link could NOT be created (no internet access to Gradio's share "
+                f"servers?). Still serving locally on {local_url}.",
+                flush=True,
+            )
+    if block:
+        page.block_thread()
+    return page, local_url
+
+
+def _warm_up(service: ChampionService) -> None:
+    """Load the champion and compile the feature code before the first visitor arrives
+    (otherwise the first prediction pays ~4 s)."""
+    served = service.refresh()
+    if served is None:
+        print(service.last_error or "No model yet.", flush=True)
+        return
+    warm_up(served.model.feature_config)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m gradio_app",
+        description="Serve the champion composer model in a web page (and a Gradio API).",
+        epilog="Every option also reads from COMPOSER_* settings; PORT is honoured (Cloud Run).",
+    )
+    parser.add_argument("--host", help="Bind address (default 127.0.0.1).")
+    parser.add_argument("--port", type=int, help="Port (default $PORT or 7860; 0 = free port).")
+    parser.add_argument("--share", action="store_true", default=None, help="Public share link.")
+    parser.add_argument("--root-path", help="URL prefix when served behind a proxy.")
+    parser.add_argument("--auth", help="user:password for basic auth.")
+    args = parser.parse_args(argv)
+    overrides = {
+        "app_host": args.host,
+        "app_port": args.port,
+        "app_share": args.share,
+        "app_root_path": args.root_path,
+        "app_auth": args.auth,
+    }
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    settings.ensure_dirs()
+    launch(settings)

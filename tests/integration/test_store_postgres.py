@@ -1,0 +1,93 @@
+"""The prediction store on the local PostgreSQL server: round trip, nothing lost while the
+server is away, concurrent migrations."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from core.store import (
+    FEEDBACK,
+    PREDICTIONS,
+    PredictionStore,
+    current_revision,
+    head_revision,
+    make_engine,
+    migrate,
+)
+from tests.unit.test_store import T0, check_round_trip, make_record
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_round_trip_on_postgresql(postgres_url, tmp_path):
+    store = PredictionStore(postgres_url, tmp_path / "spool")
+    try:
+        check_round_trip(store)
+        assert store.spool_files() == []
+    finally:
+        store.close()
+
+
+def test_nothing_is_lost_while_the_server_is_away(postgres_url, tmp_path):
+    spool = tmp_path / "spool"
+    down = PredictionStore(f"postgresql://postgres@127.0.0.1:{free_port()}/x", spool)
+    records = [make_record(created_at=T0 + timedelta(seconds=i)) for i in range(3)]
+    assert [down.record(r) for r in records] == [r.id for r in records]
+    down.add_feedback(records[1].id, "Debussy")
+    assert not down.healthy()
+    files = down.spool_files()
+    assert sum(len(f.read_text().splitlines()) for f in files) == 4
+    down.close()
+
+    up = PredictionStore(postgres_url, spool)
+    try:
+        assert up.flush_spool() == 4
+        frame = up.predictions()
+        assert list(frame["id"]) == [r.id for r in records]
+        assert list(frame["true_composer"]) == [None, "Debussy", None]
+        assert frame.iloc[0]["probabilities"] == records[0].probabilities
+        assert up.spool_files() == [] and list(spool.iterdir()) == []
+        assert up.flush_spool() == 0
+        with up.engine.connect() as connection:
+            count = select(func.count())
+            assert connection.execute(count.select_from(PREDICTIONS)).scalar() == 3
+            assert connection.execute(count.select_from(FEEDBACK)).scalar() == 1
+    finally:
+        up.close()
+
+
+def test_concurrent_migrations_do_not_crash(postgres_url):
+    threads = 4
+    barrier = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            migrate(postgres_url)
+        except BaseException as error:
+            errors.append(error)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert errors == []
+    engine = make_engine(postgres_url)
+    try:
+        with engine.connect() as connection:
+            assert current_revision(connection) == head_revision()
+    finally:
+        engine.dispose()
