@@ -103,7 +103,7 @@ class ChampionService:
                     run_id=found.run_id or "",
                 )
             self.last_error = None
-        except Exception as error:  # noqa: BLE001 - any registry failure must not stop serving
+        except Exception as error:  # any registry failure must not stop serving
             self.last_error = (
                 f"Cannot reach the model registry at {self.settings.mlflow_tracking_uri} "
                 f"({type(error).__name__}: {error}). Check COMPOSER_MLFLOW_TRACKING_URI and "
