@@ -9,7 +9,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/var/numba
 export MPLCONFIGDIR ?= $(CURDIR)/var/matplotlib
 export PYTHONWARNINGS ?= ignore
 
-.PHONY: help venv run train featurize download-data info test test-fast lint format bench clean
+.PHONY: help venv run train serve featurize download-data info test test-fast lint format bench bench-app clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,8 +23,15 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP) ## Create .venv and install everything (only when requirements change)
 
-run: $(STAMP) ## The main job on the demo corpus: featurize, train, register, promote
-	$(BIN)/composer train --dataset demo
+run: $(STAMP) ## Train on the demo corpus if there is no champion yet, then serve the app
+	$(BIN)/composer train --dataset demo --skip-if-champion
+	$(BIN)/python -m gradio_app
+
+train: $(STAMP) ## The main job on the demo corpus: featurize, train, register, promote
+	$(BIN)/composer train --dataset $(or $(DATASET),demo)
+
+serve: $(STAMP) ## Serve the champion in the Gradio app (http://127.0.0.1:7860)
+	$(BIN)/python -m gradio_app
 
 featurize: $(STAMP) ## Feature table for the demo corpus (DATASET=musicnet for MusicNet)
 	$(BIN)/composer featurize --dataset $(or $(DATASET),demo)
@@ -52,6 +59,9 @@ format: $(STAMP) ## ruff format + autofix
 
 bench: $(STAMP) ## Featurization speed and accuracy vs the seed extractor
 	$(BIN)/python bench/featurize_bench.py
+
+bench-app: $(STAMP) ## 8 concurrent API clients against the app: p50/p95 latency
+	$(BIN)/python bench/app_load.py
 
 clean: ## Remove generated state (var/), keeps .venv
 	rm -rf var .pytest_cache .ruff_cache

@@ -157,13 +157,24 @@ def train(
     ] = None,
     ensemble: EnsembleOption = "Solo Piano",
     min_recordings: MinRecordingsOption = 1,
+    skip_if_champion: Annotated[
+        bool, typer.Option(help="Do nothing if a champion already exists (used by make run).")
+    ] = False,
 ) -> None:
     """The main job: featurize, compare candidates on grouped CV, evaluate on held-out works,
     log to MLflow, register, and promote to champion if it beats the current one."""
-    from core import pipeline
+    from core import pipeline, registry
     from core.train import DEFAULT_CANDIDATES
 
     settings = _settings()
+    if skip_if_champion:
+        existing = registry.champion(registry.connect(settings), settings)
+        if existing is not None:
+            out.print(
+                f"{settings.model_name} v{existing.version} is already "
+                f"{settings.champion_alias}; not retraining (`make train` retrains)."
+            )
+            return
     chosen = tuple(candidates.split(",")) if candidates else DEFAULT_CANDIDATES
     started = time.perf_counter()
     cv_table = Table("candidate", "CV rec. macro-F1", "CV rec. acc.", "CV seg. acc.", "s")

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     # Prediction store (the app records every prediction; monitoring reads them back).
     database_url: str | None = Field(None, description="Default: sqlite:///HOME/predictions.db")
     keep_audio: bool = Field(False, description="Keep uploaded audio (under generated names).")
+    spool_dir: Path | None = Field(
+        None, description="Default: HOME/spool (records kept while the database is unreachable)."
+    )
+    audio_store_dir: Path | None = Field(None, description="Default: HOME/audio.")
 
     # The app.
     app_host: str = Field("127.0.0.1", description="Bind address (0.0.0.0 in containers).")
@@ -114,6 +118,8 @@ class Settings(BaseSettings):
             self.mlflow_artifact_root = self.home / "mlartifacts"
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow.db'}"
+        self.spool_dir = Path(self.spool_dir or self.home / "spool")
+        self.audio_store_dir = Path(self.audio_store_dir or self.home / "audio")
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.home / 'predictions.db'}"
         return self
@@ -121,14 +127,6 @@ class Settings(BaseSettings):
     @property
     def feature_cache_dir(self) -> Path:
         return self.home / "features"
-
-    @property
-    def spool_dir(self) -> Path:
-        return self.home / "spool"
-
-    @property
-    def audio_store_dir(self) -> Path:
-        return self.home / "audio"
 
     @property
     def n_workers(self) -> int:

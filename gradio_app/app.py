@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -171,10 +172,23 @@ def _examples(settings: Settings, limit: int = 8) -> list[list[str]]:
     return [[path] for path in firsts["path"].head(limit)]
 
 
-def launch(settings: Settings, block: bool = True) -> tuple[gr.Blocks, str]:
-    """Start the server as configured; returns the page and its local URL."""
-    service = ChampionService(settings)
-    store = PredictionStore(settings.database_url, settings.spool_dir)
+@dataclass
+class Running:
+    page: gr.Blocks
+    url: str
+    service: ChampionService
+    store: PredictionStore
+
+
+def launch(
+    settings: Settings,
+    service: ChampionService | None = None,
+    store: PredictionStore | None = None,
+    block: bool = True,
+) -> Running:
+    """Start the server as configured (tests pass their own service/store and block=False)."""
+    service = service or ChampionService(settings)
+    store = store or PredictionStore(settings.database_url, settings.spool_dir)
     _warm_up(service)
     page = build(settings, service, store)
     auth = tuple(settings.app_auth.split(":", 1)) if settings.app_auth else None
@@ -203,7 +217,7 @@ def launch(settings: Settings, block: bool = True) -> tuple[gr.Blocks, str]:
             )
     if block:
         page.block_thread()
-    return page, local_url
+    return Running(page, local_url, service, store)
 
 
 def _warm_up(service: ChampionService) -> None:

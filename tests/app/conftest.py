@@ -1,0 +1,42 @@
+"""A live app on a free port, backed by a real model trained into its own MLflow store and a
+real prediction store. Module-scoped: each test module gets a fresh server."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from core import pipeline
+from core.config import AudioLimits
+from gradio_app.app import launch
+from tests.conftest import FAST_CANDIDATES
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_settings(make_settings, tmp_path_factory):
+    data = tmp_path_factory.mktemp("app-data")
+    return make_settings(
+        database_url=f"sqlite:///{data / 'predictions.db'}",
+        spool_dir=data / "spool",
+        audio_store_dir=data / "audio",
+        app_port=free_port(),
+        app_model_ttl_s=0.5,
+        app_max_file_mb=5,
+        audio=AudioLimits(max_seconds=60),
+    )
+
+
+@pytest.fixture(scope="module")
+def live_app(app_settings):
+    """(Running, first PipelineResult): the champion is v1 when the server starts."""
+    first = pipeline.run(app_settings, "demo", candidates=FAST_CANDIDATES)
+    running = launch(app_settings, block=False)
+    yield running, first
+    running.page.close()
