@@ -8,8 +8,6 @@ stopped because each recording's Parquet file is written atomically on its own.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from joblib import Parallel, delayed
 from core import features
 from core.audio import AudioError, NotAudioError, load_audio, segments
 from core.config import AudioLimits, FeatureConfig
+from core.fileio import atomic_write
 
 ID_COLUMNS = ["recording_id", "segment", "start_s"]
 Progress = Callable[[int, int], None]
@@ -72,8 +71,7 @@ def cached_features(
     if target.exists():
         return pd.read_parquet(target), True
     frame = featurize_file(path, config, limits)
-    folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write_parquet(frame, target)
+    atomic_write(target, lambda tmp: frame.to_parquet(tmp, index=False))
     return frame, False
 
 
@@ -145,14 +143,3 @@ def _join_manifest(
 def _limits_key(limits: AudioLimits) -> str:
     """Limits decide which files are accepted and how much is analysed, so they key too."""
     return hashlib.sha256(limits.model_dump_json().encode()).hexdigest()[:8]
-
-
-def _atomic_write_parquet(frame: pd.DataFrame, target: Path) -> None:
-    handle, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    os.close(handle)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -141,6 +141,48 @@ def champion(client: MlflowClient, settings: Settings) -> ModelVersion | None:
         raise
 
 
+def decide(
+    client: MlflowClient,
+    settings: Settings,
+    version: str,
+    score: float,
+    score_champion: Callable[[ComposerModel], float],
+) -> Promotion:
+    """Should ``version`` become champion? Only if it beats the current champion on the same
+    held-out recordings (``score_champion`` re-scores the champion there). No side effects."""
+    name = settings.model_name
+    current = champion(client, settings)
+    if current is None:
+        return Promotion(True, "no champion yet", version, None, score, None)
+    if str(current.version) == str(version):
+        return Promotion(True, "already champion", version, version, score, score)
+    incumbent = score_champion(load_model(f"models:/{name}/{current.version}"))
+    verb = "beats" if score > incumbent else "does not beat"
+    sign = ">" if score > incumbent else "<="
+    reason = (
+        f"{verb} champion v{current.version} on the same held-out works: "
+        f"{PRIMARY_METRIC} {score:.3f} {sign} {incumbent:.3f}"
+    )
+    return Promotion(score > incumbent, reason, version, str(current.version), score, incumbent)
+
+
+def record_decision(client: MlflowClient, settings: Settings, decision: Promotion) -> None:
+    """Tag the version with the decision and, if promoted, move the alias. The alias moves in
+    one registry call after the tags, so a failure anywhere before leaves the old champion."""
+    name, version = settings.model_name, decision.version
+    tags = {
+        "promotion": "promoted" if decision.promoted else "rejected",
+        "promotion_reason": decision.reason,
+        f"gate_{PRIMARY_METRIC}": f"{decision.score:.4f}",
+    }
+    if decision.champion_score is not None:
+        tags[f"gate_champion_{PRIMARY_METRIC}"] = f"{decision.champion_score:.4f}"
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if decision.promoted:
+        client.set_registered_model_alias(name, settings.champion_alias, version)
+
+
 def promote_if_better(
     client: MlflowClient,
     settings: Settings,
@@ -148,42 +190,9 @@ def promote_if_better(
     score: float,
     score_champion: Callable[[ComposerModel], float],
 ) -> Promotion:
-    """Move the champion alias to ``version`` only if it beats the current champion on the
-    same held-out recordings (``score_champion`` re-scores the champion there). The alias
-    moves in one registry call, so a failure anywhere before leaves the old champion serving.
-    """
-    name, alias = settings.model_name, settings.champion_alias
-    current = champion(client, settings)
-    if current is None:
-        decision = Promotion(True, "no champion yet", version, None, score, None)
-    elif str(current.version) == str(version):
-        decision = Promotion(True, "already champion", version, version, score, score)
-    else:
-        incumbent = score_champion(load_model(f"models:/{name}/{current.version}"))
-        if score > incumbent:
-            reason = (
-                f"beats champion v{current.version} on the same held-out works: "
-                f"{PRIMARY_METRIC} {score:.3f} > {incumbent:.3f}"
-            )
-        else:
-            reason = (
-                f"does not beat champion v{current.version} on the same held-out works: "
-                f"{PRIMARY_METRIC} {score:.3f} <= {incumbent:.3f}"
-            )
-        decision = Promotion(
-            score > incumbent, reason, version, str(current.version), score, incumbent
-        )
-    tags = {
-        "promotion": "promoted" if decision.promoted else "rejected",
-        "promotion_reason": decision.reason,
-        f"gate_{PRIMARY_METRIC}": f"{score:.4f}",
-    }
-    if decision.champion_score is not None:
-        tags[f"gate_champion_{PRIMARY_METRIC}"] = f"{decision.champion_score:.4f}"
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
-    if decision.promoted:
-        client.set_registered_model_alias(name, alias, version)
+    """``decide`` then ``record_decision``: the gate in one call."""
+    decision = decide(client, settings, version, score, score_champion)
+    record_decision(client, settings, decision)
     return decision
 
 

@@ -57,10 +57,13 @@ def test_prediction_is_returned_and_recorded(live_app, client):
     labels = list(first.trained.model.labels)
     label, _timeline, _neighbours, details, prediction_id, card, _dropdown = predict(client)
 
+    # The Label shows the top 5 of every composer the model knows; the store has them all.
     confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
     assert label["label"] in labels
     assert set(confidences) <= set(labels)
-    assert sum(confidences.values()) == pytest.approx(1.0, abs=1e-3)
+    assert len(confidences) == min(5, len(labels))
+    assert 0 < sum(confidences.values()) <= 1 + 1e-6
+    assert max(confidences, key=confidences.get) == label["label"]
     assert details["prediction_id"] == prediction_id
     assert details["model"] == "composer-classifier v1"
     assert details["composer"] == label["label"]
@@ -74,6 +77,10 @@ def test_prediction_is_returned_and_recorded(live_app, client):
     assert len(row["features"]) == len(first.trained.model.feature_names)
     assert all(v is None or np.isfinite(v) for v in row["features"])
     assert row["latency_s"] > 0
+    assert set(row["probabilities"]) == set(labels)
+    assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    for composer, confidence in confidences.items():
+        assert row["probabilities"][composer] == pytest.approx(confidence, abs=1e-6)
     assert row["true_composer"] is None
 
 
