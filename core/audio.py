@@ -189,8 +189,8 @@ def _decode_with_ffmpeg(path: Path, max_seconds: float, cause: Exception) -> tup
             f"{path.name}: not a format this machine can decode without ffmpeg "
             f"(soundfile says: {cause}). Use wav, flac, ogg or mp3, or install ffmpeg."
         ) from cause
-    _, rate = _probe(path)
-    rate = rate or 44100
+    duration, probed_rate = _probe(path)
+    rate = probed_rate or 44100
     command = [
         ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-t", str(max_seconds),
         "-vn", "-ac", "1", "-ar", str(rate), "-f", "f32le", "-",
@@ -200,6 +200,11 @@ def _decode_with_ffmpeg(path: Path, max_seconds: float, cause: Exception) -> tup
     except subprocess.TimeoutExpired as error:
         raise CorruptAudioError(f"{path.name}: decoding took too long; giving up.") from error
     if result.returncode != 0 or not result.stdout:
+        if duration is not None and probed_rate is None:  # ffprobe read it: no audio stream
+            raise NotAudioError(
+                f"{path.name}: the file has no audio track (a video or other media without "
+                "sound). Upload a recording with sound."
+            )
         detail = result.stderr.decode(errors="replace").strip().splitlines()
         reason = (detail[-1] if detail else "no audio stream").replace(str(path), path.name)
         raise NotAudioError(

@@ -15,6 +15,7 @@ several processes at once (a PostgreSQL advisory lock serialises them).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -75,6 +76,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "composer_store_version"
 # pg_advisory_xact_lock key serialising concurrent migrations ("composer" in ASCII).
 MIGRATION_LOCK_KEY = 0x636F6D706F736572
+# Alembic's ``context``/``op`` proxies are module globals: one migration per process at a time.
+_MIGRATION_THREAD_LOCK = threading.RLock()
 SPOOL_PREFIX = "spool-"
 SPOOL_SUFFIX = ".jsonl"
 CLAIMED_SUFFIX = ".flushing"
@@ -275,6 +278,7 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+@functools.lru_cache(maxsize=1)
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     assert head is not None
@@ -288,8 +292,9 @@ def current_revision(connection: Connection) -> str | None:
 
 def migrate(url: str, engine: Engine | None = None, connect_timeout: float = 3.0) -> None:
     """Upgrade the store's schema to the newest revision. Idempotent and cheap when already
-    there; concurrent callers are serialised (PostgreSQL advisory lock), and a lost race on
-    other backends is recognised by re-reading the version afterwards."""
+    there; concurrent callers are serialised (a PostgreSQL advisory lock, SQLite's write lock,
+    a lock between threads), and a lost race on other backends is recognised by re-reading
+    the version afterwards."""
     own_engine = engine is None
     engine = engine or make_engine(url, connect_timeout)
     head = head_revision()
@@ -299,17 +304,21 @@ def migrate(url: str, engine: Engine | None = None, connect_timeout: float = 3.0
                 return
             connection.rollback()
             try:
-                with connection.begin():
+                with _MIGRATION_THREAD_LOCK, connection.begin():
                     if connection.dialect.name == "postgresql":
                         # Held until this transaction ends (PostgreSQL DDL is transactional,
                         # so the whole migration commits or not, under the lock).
                         connection.execute(
                             text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
                         )
+                    elif connection.dialect.name == "sqlite":
+                        # pysqlite would autocommit each DDL statement; take the write lock
+                        # first so a racing process waits and then finds the stamped version.
+                        connection.exec_driver_sql("BEGIN IMMEDIATE")
                     config = alembic_config(url)
                     config.attributes["connection"] = connection
                     command.upgrade(config, "head")
-            except exc.SQLAlchemyError as error:
+            except exc.SQLAlchemyError:
                 # Did another process create the tables between our check and our DDL?
                 connection.rollback()
                 try:
@@ -317,7 +326,7 @@ def migrate(url: str, engine: Engine | None = None, connect_timeout: float = 3.0
                 except exc.SQLAlchemyError:
                     done = False
                 if not done:
-                    raise error from None
+                    raise
                 log.info("prediction store migrated concurrently by another process")
     finally:
         if own_engine:

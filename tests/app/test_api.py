@@ -46,6 +46,10 @@ def app_error(client: Client, path: Path = DEMO_CLIP) -> str:
     return message
 
 
+def endpoints(client: Client) -> dict:
+    return client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+
+
 @pytest.fixture(scope="module")
 def client(live_app) -> Client:
     running, _ = live_app
@@ -150,9 +154,7 @@ def test_no_champion_gives_clear_error_then_recovers(make_settings, tmp_path):
         assert "make run" in message and "composer train" in message
         assert running.store.predictions().empty
         # Still serving: the API answers, and asking again gives the same clear error.
-        assert "/predict" in client.view_api(print_info=False, return_format="dict")[
-            "named_endpoints"
-        ]
+        assert "/predict" in endpoints(client)
         assert "make run" in app_error(client)
 
         settings = running.service.settings
@@ -185,9 +187,7 @@ def test_unreachable_registry_gives_clear_error(make_settings, tmp_path, monkeyp
         assert uri in message
         assert "COMPOSER_MLFLOW_TRACKING_URI" in message
         # The server keeps serving (and keeps saying why it cannot predict).
-        assert "/feedback" in client.view_api(print_info=False, return_format="dict")[
-            "named_endpoints"
-        ]
+        assert "/feedback" in endpoints(client)
         assert "Cannot reach the model registry" in app_error(client)
         assert running.store.predictions().empty
     finally:
