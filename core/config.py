@@ -19,7 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 FEATURE_SCHEMA_NAME = "composer-features"
-FEATURE_SCHEMA_VERSION = 1
+# Bump when feature code changes values; models record the version they were trained with.
+FEATURE_SCHEMA_VERSION = 2
 
 
 class FeatureConfig(BaseModel):
@@ -27,6 +28,7 @@ class FeatureConfig(BaseModel):
 
     model_config = {"frozen": True}
 
+    schema_version: int = Field(FEATURE_SCHEMA_VERSION, description="Feature code version.")
     sample_rate: int = Field(22050, ge=4000, le=96000, description="Analysis sample rate (Hz).")
     segment_seconds: float = Field(10.0, gt=0.5, le=120, description="Length of one segment.")
     hop_seconds: float = Field(10.0, gt=0.1, le=120, description="Step between segment starts.")
@@ -40,13 +42,11 @@ class FeatureConfig(BaseModel):
 
     @property
     def schema_id(self) -> str:
-        return f"{FEATURE_SCHEMA_NAME}/v{FEATURE_SCHEMA_VERSION}"
+        return f"{FEATURE_SCHEMA_NAME}/v{self.schema_version}"
 
     def fingerprint(self) -> str:
         """Stable hash of schema version + parameters: the feature-cache key component."""
-        payload = json.dumps(
-            {"schema": self.schema_id, **self.model_dump()}, sort_keys=True
-        ).encode()
+        payload = json.dumps(self.model_dump(), sort_keys=True).encode()
         return hashlib.sha256(payload).hexdigest()[:16]
 
 
