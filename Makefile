@@ -9,7 +9,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/var/numba
 export MPLCONFIGDIR ?= $(CURDIR)/var/matplotlib
 export PYTHONWARNINGS ?= ignore
 
-.PHONY: help venv run train serve featurize download-data info test test-fast lint format bench bench-app clean
+.PHONY: help venv run train serve featurize download-data info up down status test test-fast lint format bench bench-app clean deploy deploy-check
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,15 @@ download-data: $(STAMP) ## Download and extract MusicNet (resumable, checksum-ve
 info: $(STAMP) ## Settings, champion and registered versions
 	$(BIN)/composer info
 
+up: $(STAMP) ## The platform on this machine: MLflow server, Airflow, the app (no Docker)
+	$(BIN)/python scripts/platform.py up
+
+down: ## Stop what `make up` started
+	$(BIN)/python scripts/platform.py down
+
+status: ## Platform services: running?, pid, URL, health, memory
+	$(BIN)/python scripts/platform.py status
+
 test: $(STAMP) ## Every test: unit, data, model, integration (PostgreSQL, HTTP servers)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -65,3 +74,21 @@ bench-app: $(STAMP) ## 8 concurrent API clients against the app: p50/p95 latency
 
 clean: ## Remove generated state (var/), keeps .venv
 	rm -rf var .pytest_cache .ruff_cache
+
+# Deployment (deploy/README.md, terraform/README.md). checkov lives in its own venv: it pins
+# cachetools<6 while Airflow 3.3 needs cachetools>=6, so they cannot share .venv.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+
+$(CHECKOV_VENV)/.installed:
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	@printf '*\n' > $(CHECKOV_VENV)/.gitignore
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	@touch $@
+
+deploy-check: $(STAMP) $(CHECKOV_VENV)/.installed ## Static checks: compose, Dockerfiles, terraform (+checkov); no Docker, no cloud
+	$(BIN)/python -m pytest tests/deploy -q
+
+deploy: ## Build + push images, terraform apply, upload DAGs to Composer (PROJECT_ID=... REGION=...)
+	bash scripts/deploy.sh
