@@ -30,6 +30,10 @@ def airflow_env(home: Path, composer: dict[str, str], database: str | None = Non
     }
     if database:
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database
+        # Airflow derives an asyncpg URL otherwise, and asyncpg is not installed.
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = database.replace(
+            "postgresql+psycopg://", "postgresql+psycopg_async://", 1
+        )
     return env
 
 
