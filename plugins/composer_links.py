@@ -37,7 +37,7 @@ def platform_urls() -> dict[str, str]:
         "app": ("COMPOSER_APP_URL", "http://127.0.0.1:7860"),
         "reports": ("COMPOSER_REPORTS_URL", "http://127.0.0.1:8090"),
     }
-    return {key: (os.environ.get(var) or default).rstrip("/") for key, (var, default) in defaults.items()}
+    return {key: (os.environ.get(var) or url).rstrip("/") for key, (var, url) in defaults.items()}
 
 
 def experiments_url(mlflow_url: str) -> str:
@@ -124,5 +124,5 @@ def nav_views(urls: dict[str, str], model_name: str) -> list[dict[str, str]]:
 
 class ComposerLinksPlugin(AirflowPlugin):
     name = "composer_links"
-    external_views = nav_views(platform_urls(), Settings().model_name)  # noqa: RUF012
+    external_views = nav_views(platform_urls(), Settings().model_name)
     global_operator_extra_links = [MlflowRunLink()]  # noqa: RUF012
