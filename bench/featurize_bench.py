@@ -72,8 +72,9 @@ class Pass:
 
     label: str
     features: np.ndarray
-    seconds: float  # total (sum of per-clip times, or wall clock for the parallel pass)
+    seconds: float  # wall: sum of per-clip times, or the whole parallel run
     processes: int
+    cpu_seconds: float | None  # user+system CPU of every process involved
     per_clip: list[float] | None = None
 
 
@@ -155,15 +156,17 @@ def run_naive(manifest: pd.DataFrame) -> Pass:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
+    cpu = 0.0
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("", total=len(manifest))
         for path, rid in zip(manifest.path, manifest.recording_id, strict=True):
             progress.update(task, description=str(rid))
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             rows.append(naive_extract(path))
             times.append(time.perf_counter() - start)
+            cpu += time.process_time() - cpu_start
             progress.advance(task)
-    return Pass("naive seed (1 process)", np.vstack(rows), float(sum(times)), 1, times)
+    return Pass("naive seed (1 process)", np.vstack(rows), float(sum(times)), 1, cpu, times)
 
 
 def run_ours(manifest: pd.DataFrame, config: FeatureConfig, limits: AudioLimits) -> Pass:
@@ -174,13 +177,15 @@ def run_ours(manifest: pd.DataFrame, config: FeatureConfig, limits: AudioLimits)
         return extract(audio.samples[:size], config)
 
     one(manifest.path.iloc[0])  # warm-up, not timed
-    rows, times = [], []
+    rows, times, cpu = [], [], 0.0
     with console.status("[bold]ours[/] load_audio + extract, 1 process"):
         for path in manifest.path:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             rows.append(one(path))
             times.append(time.perf_counter() - start)
-    return Pass("ours load+extract (1 process)", np.vstack(rows), float(sum(times)), 1, times)
+            cpu += time.process_time() - cpu_start
+    label = "ours load+extract (1 process)"
+    return Pass(label, np.vstack(rows), float(sum(times)), 1, cpu, times)
 
 
 def run_manifest(
@@ -191,16 +196,35 @@ def run_manifest(
         tempfile.TemporaryDirectory(prefix="featurize-bench-") as cache,
         console.status(f"[bold]ours[/] featurize_manifest, {workers} workers, cold cache"),
     ):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         report = featurize_manifest(manifest, config, limits, Path(cache), workers=workers)
         wall = time.perf_counter() - start
+        cpu = time.process_time() - cpu_start
+        workers_cpu = _children_cpu_seconds()  # fresh workers: their whole life is this run
     first = report.table[report.table.segment == 0].set_index("recording_id")
     matrix = np.full((len(manifest), len(names)), np.nan, dtype=np.float32)
     for i, rid in enumerate(manifest.recording_id):
         if rid in first.index:
             matrix[i] = first.loc[rid, names].to_numpy(dtype=np.float32)
     label = f"ours featurize_manifest ({workers} workers)"
-    return Pass(label, matrix, wall, workers), report.failed
+    total_cpu = cpu + workers_cpu if workers_cpu is not None else None
+    return Pass(label, matrix, wall, workers, total_cpu), report.failed
+
+
+def _children_cpu_seconds() -> float | None:
+    """CPU seconds of the live worker processes (psutil, when installed)."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def cross_validate(
@@ -238,10 +262,18 @@ def summarize(p: Pass, n_clips: int, audio_seconds: float, naive_seconds: float)
         "total_seconds": p.seconds,
         "seconds_per_clip": per_clip,
         "median_seconds_per_clip": float(np.median(p.per_clip)) if p.per_clip else None,
+        "cpu_seconds_per_clip": p.cpu_seconds / n_clips if p.cpu_seconds is not None else None,
         "speedup_vs_naive": naive_seconds / p.seconds,
-        # audio seconds analysed per CPU-second of one process
+        # audio seconds analysed per wall second of one process
         "realtime_factor_per_core": audio_seconds / (p.seconds * p.processes),
+        "realtime_factor_per_cpu_second": (
+            audio_seconds / p.cpu_seconds if p.cpu_seconds else None
+        ),
     }
+
+
+def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
 
 
 def _load(values: tuple[float, float, float]) -> str:
@@ -319,17 +351,18 @@ def main(argv: list[str] | None = None) -> int:
     table.add_column("")
     for row in results:
         table.add_column(row["label"], justify="right")
-    table.add_row("seconds / clip", *[f"{r['seconds_per_clip']:.3f}" for r in results])
+    table.add_row("seconds / clip (wall)", *[f"{r['seconds_per_clip']:.3f}" for r in results])
     table.add_row(
-        "median s / clip",
-        *[
-            f"{r['median_seconds_per_clip']:.3f}" if r["median_seconds_per_clip"] else "-"
-            for r in results
-        ],
+        "median s / clip (wall)", *[_fmt(r["median_seconds_per_clip"], ".3f") for r in results]
     )
+    table.add_row("CPU s / clip", *[_fmt(r["cpu_seconds_per_clip"], ".3f") for r in results])
     table.add_row("speed ratio naive/ours", *[f"{r['speedup_vs_naive']:.1f}x" for r in results])
     table.add_row(
         "realtime factor per core", *[f"{r['realtime_factor_per_core']:.0f}x" for r in results]
+    )
+    table.add_row(
+        "audio s per CPU s",
+        *[_fmt(r["realtime_factor_per_cpu_second"], ".0f", "x") for r in results],
     )
     if can_cv:
         cvs = [r["cv"] for r in results]
@@ -346,8 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     console.print("load average (1/5/15 min) at end: " + _load(load_after))
     console.print(
-        "Realtime factor per core = audio seconds / (seconds x processes). The parallel "
-        "column's wall clock includes worker start-up; its vectors equal the single-process "
+        "Realtime factor per core = audio seconds / (wall seconds x processes); CPU = user + "
+        "system of every process (BLAS threads included). The parallel column includes worker "
+        "start-up and cache writes; its vectors equal the single-process "
         f"ones (max |diff| = {parity if parity is not None else 'n/a'}), so its CV is the same."
     )
 

@@ -109,6 +109,26 @@ class Settings(BaseSettings):
     app_model_ttl_s: float = Field(30.0, ge=0, description="How often to check the alias.")
     app_concurrency: int = Field(2, ge=1, le=64, description="Predictions run at once.")
 
+    # ---- Monitoring: drift reports, the retraining decision and trigger, the reports page.
+    monitor_min_rows: int = Field(
+        30, ge=1, description="Fewer predictions in a window: 'not enough data', no verdict."
+    )
+    monitor_drift_share: float = Field(
+        0.3, gt=0, le=1, description="Share of drifted feature columns that means data drift."
+    )
+    monitor_min_accuracy: float = Field(
+        0.2, ge=0, le=1, description="Accuracy on feedback below this asks for retraining."
+    )
+    monitor_min_feedback: int = Field(
+        10, ge=1, description="Feedback rows needed before accuracy on feedback counts."
+    )
+    reports_host: str = Field("127.0.0.1", description="Bind address of the reports page.")
+    reports_port: int = Field(8090, ge=0, le=65535, description="Port of the reports page.")
+    airflow_url: str = Field("http://127.0.0.1:8080", description="Airflow API server.")
+    airflow_user: str = Field("admin", description="Airflow user that may trigger `train`.")
+    airflow_password: str | None = Field(None, description="Its password (REST API token).")
+    # ---- end of monitoring settings.
+
     @model_validator(mode="after")
     def _fill_derived_paths(self) -> Settings:
         self.home = Path(self.home).expanduser().resolve()

@@ -25,9 +25,9 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Engine,
     Float,
@@ -45,7 +46,9 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
+    UniqueConstraint,
     and_,
     create_engine,
     event,
@@ -54,6 +57,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -150,6 +154,41 @@ class FeedbackRow(Base):
 
 PREDICTIONS = PredictionRow.__table__
 FEEDBACK = FeedbackRow.__table__
+
+
+# --------------------------------------------------------------------------- monitoring summaries
+# One row per monitored window, written by ``core.monitor.run_monitoring`` (migration
+# 0002_monitoring); re-running a window replaces its row.
+
+
+class MonitoringSummaryRow(Base):
+    __tablename__ = "monitoring_summaries"
+    __table_args__ = (UniqueConstraint("window_start", "window_end"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32))  # "ok" | "not enough data"
+    drift_share: Mapped[float | None] = mapped_column(Float)
+    drifted_columns: Mapped[int | None] = mapped_column(Integer)
+    n_columns: Mapped[int | None] = mapped_column(Integer)
+    prediction_drift: Mapped[bool | None] = mapped_column(Boolean)
+    prediction_drift_score: Mapped[float | None] = mapped_column(Float)
+    prediction_mix: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    feedback_rows: Mapped[int] = mapped_column(Integer)
+    feedback_accuracy: Mapped[float | None] = mapped_column(Float)
+    decision: Mapped[str] = mapped_column(String(32))  # "retrain" | "no action" | "not enough data"
+    reason: Mapped[str] = mapped_column(Text)
+    report_html: Mapped[str | None] = mapped_column(String(1024))  # relative to HOME/reports
+    report_json: Mapped[str | None] = mapped_column(String(1024))
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+
+
+SUMMARIES = MonitoringSummaryRow.__table__
+SUMMARY_COLUMNS = [c.name for c in SUMMARIES.columns if c.name != "id"]
 
 
 # --------------------------------------------------------------------------- records
@@ -485,6 +524,77 @@ class PredictionStore:
                 [row[column] for row in rows], index=frame.index, dtype=object
             )
         return frame
+
+    # ---- monitoring summaries (``core.monitor``) and simulations (``core.simulate``)
+
+    def save_summary(self, summary: Mapping[str, Any]) -> int:
+        """Insert or replace the summary row of one window (keyed by window_start and
+        window_end); returns its id. Unlike ``record``, this never spools: it raises when the
+        database is unreachable (monitoring runs again; the app must not wait for it)."""
+        row = {name: summary.get(name) for name in SUMMARY_COLUMNS}
+        for name in ("window_start", "window_end", "created_at"):
+            value = row[name] if row[name] is not None else datetime.now(UTC)
+            row[name] = _as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+        for name in ("drift_share", "prediction_drift_score", "feedback_accuracy"):
+            row[name] = _finite(row[name])
+        row["rows"] = int(row["rows"] or 0)
+        row["feedback_rows"] = int(row["feedback_rows"] or 0)
+        row["reason"] = row["reason"] or ""
+        self._ensure_ready()
+        key = and_(
+            SUMMARIES.c.window_start == row["window_start"],
+            SUMMARIES.c.window_end == row["window_end"],
+        )
+        with self.engine.begin() as connection:
+            dialect = connection.dialect.name
+            if dialect in ("postgresql", "sqlite"):
+                if dialect == "postgresql":
+                    from sqlalchemy.dialects.postgresql import insert as dialect_insert
+                else:
+                    from sqlalchemy.dialects.sqlite import insert as dialect_insert
+                statement = dialect_insert(SUMMARIES).values(**row)
+                statement = statement.on_conflict_do_update(
+                    index_elements=["window_start", "window_end"],
+                    set_={name: statement.excluded[name] for name in SUMMARY_COLUMNS},
+                )
+                connection.execute(statement)
+            else:
+                connection.execute(SUMMARIES.delete().where(key))
+                connection.execute(insert(SUMMARIES).values(**row))
+            return int(connection.execute(select(SUMMARIES.c.id).where(key)).scalar_one())
+
+    def summaries(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+        """Monitoring summaries whose window starts in [start, end), oldest window first."""
+        self._ensure_ready()
+        query = select(*SUMMARIES.columns).order_by(SUMMARIES.c.window_start, SUMMARIES.c.id)
+        if start is not None:
+            query = query.where(SUMMARIES.c.window_start >= _as_utc(start))
+        if end is not None:
+            query = query.where(SUMMARIES.c.window_start < _as_utc(end))
+        with self.engine.connect() as connection:
+            rows = [dict(row._mapping) for row in connection.execute(query)]
+        columns = [c.name for c in SUMMARIES.columns]
+        # dtype=object: NULL stays None (not NaN) and integers stay integers.
+        return pd.DataFrame(rows, columns=columns, dtype=object)
+
+    def backdate(self, ids: Iterable[str], when: datetime, step: timedelta = timedelta(0)) -> int:
+        """FOR SIMULATIONS ONLY (``core.simulate``, tests): move predictions to another time,
+        the i-th id to ``when + i * step``, so simulated days can be monitored as if they had
+        happened. Spooled records are flushed first; returns how many rows were moved.
+        Production code never rewrites when a prediction was made."""
+        self.flush_spool()
+        self._ensure_ready()
+        moved = 0
+        with self.engine.begin() as connection:
+            for i, prediction_id in enumerate(ids):
+                statement = (
+                    update(PREDICTIONS)
+                    .where(PREDICTIONS.c.id == prediction_id)
+                    .values(created_at=_as_utc(when) + i * step)
+                    .execution_options(preserve_rowcount=True)
+                )
+                moved += max(connection.execute(statement).rowcount, 0)
+        return moved
 
     def healthy(self) -> bool:
         """Can we reach the database (and is the schema up to date)?"""

@@ -1,20 +1,31 @@
-"""Daily look at what the app served: prediction volume and mix per window."""
+"""Daily monitoring: drift reports on what the app served, and retraining when it drifted."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, task
 
-from core import monitor
+from core import monitor as monitoring
 from core.orchestration import DEFAULT_ARGS, settings_for
 
 DOC = """
 ### Monitor
-Every day, summarises the predictions the app recorded in the window (yesterday by default;
-set `start`/`end` to any ISO dates): row count, predicted-composer mix, feedback count and
-accuracy on feedback, with "not enough data" below `min_rows`. (Evidently drift reports and
-the retraining trigger build on this.)
+Every day, looks at the predictions the app recorded in the window (yesterday by default;
+set `start`/`end` to any ISO dates) and compares them with the champion's training corpus.
+
+1. **monitor**: Evidently reports (data drift over the features, prediction drift of the
+   predicted composer, classification quality on the rows with user feedback), saved under
+   `HOME/reports/<day>/`, logged to the `composer-id-monitoring` MLflow experiment and
+   summarised in the `monitoring_summaries` table. Below `min_rows` predictions (default
+   `COMPOSER_MONITOR_MIN_ROWS`): "not enough data", no drift claim.
+2. **branch**: `retrain` (drift share >= `COMPOSER_MONITOR_DRIFT_SHARE`, prediction drift,
+   or accuracy on feedback below `COMPOSER_MONITOR_MIN_ACCURACY`) goes to **trigger_train**,
+   which starts the `train` DAG with `conf={"reason": ...}`; anything else to **no_action**.
+
+The reports page (`python -m reports_app`, http://127.0.0.1:8090/) lists every window.
 """
 
 
@@ -29,19 +40,34 @@ the retraining trigger build on this.)
     params={
         "start": Param(None, type=["null", "string"], description="ISO date; default yesterday."),
         "end": Param(None, type=["null", "string"], description="ISO date (exclusive)."),
-        "min_rows": Param(30, type="integer", minimum=1, description="Below: not enough data."),
+        "min_rows": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="Below: not enough data (default COMPOSER_MONITOR_MIN_ROWS, 30).",
+        ),
     },
 )
 def monitor_dag():
     @task
-    def summarize(params: dict, data_interval_end=None) -> dict:
-        settings = settings_for({})
-        window = monitor.window(params["start"], params["end"], data_interval_end)
-        summary = monitor.summarize_window(settings, *window, min_rows=params["min_rows"])
-        print(summary)
+    def monitor(params: dict, data_interval_end=None) -> dict:
+        """Idempotent per window, so no retries: a failed day is simply run again."""
+        window = monitoring.window(params["start"], params["end"], data_interval_end)
+        summary = monitoring.run_monitoring(settings_for({}), *window, params["min_rows"])
+        print(monitoring.headline(summary))
         return summary
 
-    summarize()
+    @task.branch
+    def branch(summary: dict) -> str:
+        return "trigger_train" if summary["decision"] == monitoring.RETRAIN else "no_action"
+
+    trigger = TriggerDagRunOperator(
+        task_id="trigger_train",
+        trigger_dag_id=monitoring.TRAIN_DAG,
+        conf={"reason": "{{ ti.xcom_pull(task_ids='monitor')['reason'] }}"},
+        wait_for_completion=False,
+    )
+    branch(monitor()) >> [trigger, EmptyOperator(task_id="no_action")]
 
 
 monitor_dag()

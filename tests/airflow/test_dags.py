@@ -123,4 +123,6 @@ def test_featurize_rerun_is_idempotent(sqlite_airflow, composer_env):
 def test_monitor_runs_and_says_not_enough_data(sqlite_airflow):
     result = sqlite_airflow.run("monitor", {"start": "2026-01-01", "end": "2026-01-02"})
     assert result["state"] == "success", result
-    assert result["tasks"]["summarize"] == "success"
+    assert result["tasks"]["monitor"] == "success"
+    assert result["tasks"]["no_action"] == "success"
+    assert result["tasks"]["trigger_train"] == "skipped"

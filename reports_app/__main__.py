@@ -1,0 +1,3 @@
+from reports_app.app import main
+
+main()
