@@ -147,6 +147,8 @@ def configure() -> Platform:
         "COMPOSER_APP_URL": os.environ.get("COMPOSER_APP_URL") or f"http://{HOST}:{app_port}",
         "COMPOSER_AIRFLOW_URL": os.environ.get("COMPOSER_AIRFLOW_URL")
         or f"http://{HOST}:{airflow_port}",
+        "COMPOSER_REPORTS_URL": os.environ.get("COMPOSER_REPORTS_URL")
+        or f"http://{HOST}:{settings.reports_port}",
     }
     airflow_home = home / "airflow"
     airflow_env = {
@@ -209,6 +211,15 @@ def configure() -> Platform:
             health_path="/",
             marker="gradio_app",
             startup_s=180,
+        ),
+        Service(
+            name="reports",
+            port=settings.reports_port,
+            command=[sys.executable, "-m", "reports_app", "--port", str(settings.reports_port)],
+            env=clients,
+            health_path="/health",
+            marker="reports_app",
+            startup_s=60,
         ),
     ]
     return Platform(home=home, services=services)

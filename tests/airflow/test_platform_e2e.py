@@ -88,6 +88,7 @@ def platform_env(home: Path) -> dict[str, str]:
             "COMPOSER_MLFLOW_PORT": str(free_port()),
             "COMPOSER_AIRFLOW_PORT": str(free_port()),
             "COMPOSER_APP_PORT": str(free_port()),
+            "COMPOSER_REPORTS_PORT": str(free_port()),
             # Airflow's log servers have fixed ports too (8793/8794 by default).
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
@@ -213,14 +214,16 @@ def group_members(pgids: set[int]) -> list[int]:
 def test_up_featurize_train_serve_down(platform: Running):
     # --- up: every service healthy; `up` again starts nothing new.
     before = platform.status()
-    assert [s["name"] for s in before["services"]] == ["mlflow", "airflow", "app"]
+    assert [s["name"] for s in before["services"]] == ["mlflow", "airflow", "app", "reports"]
     assert all(s["running"] for s in before["services"]), before
     for _ in range(10):  # a health probe can time out while Airflow parses the DAGs
         health = {s["name"]: s["health"] for s in platform.status()["services"]}
         if set(health.values()) == {"ok"}:
             break
         time.sleep(3)
-    assert health == {"mlflow": "ok", "airflow": "ok", "app": "ok"}, platform.logs()
+    assert health == {"mlflow": "ok", "airflow": "ok", "app": "ok", "reports": "ok"}, (
+        platform.logs()
+    )
     again = platform.script("up", timeout=120)
     assert again.returncode == 0, again.stdout
     assert again.stdout.count("already running") == 3, again.stdout
