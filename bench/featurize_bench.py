@@ -10,7 +10,8 @@ On the same demo clips, in one run:
              ``--workers`` processes (wall clock, worker start-up included).
 
 Timings include decoding. Each single-process extractor is warmed up once on the first clip
-(numba JIT, filter banks) before the timed pass. Then the same model
+(numba JIT, filter banks) before the timed pass, with BLAS/OpenMP limited to one thread
+so that "one process" means one core. Then the same model
 (``RandomForestClassifier(n_estimators=300, class_weight='balanced_subsample')``) is
 cross-validated on each feature set with the same 5 grouped folds (StratifiedGroupKFold:
 groups = work, strata = composer, shuffled with ``--seed``); accuracy and macro-F1 are per
@@ -46,6 +47,7 @@ from rich.table import Table
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedGroupKFold
+from threadpoolctl import threadpool_limits
 
 from core.audio import load_audio
 from core.config import REPO_ROOT, AudioLimits, FeatureConfig
@@ -315,8 +317,11 @@ def main(argv: list[str] | None = None) -> int:
     ]  # what each extractor analyses (both read at most 30 s)
     audio_seconds = float(sum(durations))
 
-    naive = run_naive(manifest)
-    ours = run_ours(manifest, config, limits)
+    # One core for the single-process passes: otherwise idle BLAS threads spin and bill CPU
+    # time without saving wall time (loky already gives each worker one thread).
+    with threadpool_limits(limits=1):
+        naive = run_naive(manifest)
+        ours = run_ours(manifest, config, limits)
     parallel, failed = run_manifest(manifest, config, limits, args.workers)
     if failed:
         console.print(f"[red]featurize_manifest failed on {len(failed)} clips:[/] {failed}")
@@ -380,9 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     console.print("load average (1/5/15 min) at end: " + _load(load_after))
     console.print(
         "Realtime factor per core = audio seconds / (wall seconds x processes); CPU = user + "
-        "system of every process (BLAS threads included). The parallel column includes worker "
-        "start-up and cache writes; its vectors equal the single-process "
-        f"ones (max |diff| = {parity if parity is not None else 'n/a'}), so its CV is the same."
+        "system of every process (single-process passes: BLAS limited to 1 thread). The "
+        "parallel column includes worker start-up and cache writes; its vectors equal the "
+        f"single-process ones (max |diff| = {parity if parity is not None else 'n/a'}), so its "
+        "CV is the same."
     )
 
     payload = {
