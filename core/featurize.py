@@ -116,9 +116,18 @@ def warm_up(config: FeatureConfig) -> None:
     features.extract(0.1 * noise, config)
 
 
+def workers_are_processes() -> bool:
+    """True inside a joblib/loky worker (their BLAS threads would compete with each other)."""
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
+
+
 def _one(
     rid: str, path: str, config: FeatureConfig, limits: AudioLimits, cache_dir: Path
 ) -> tuple[str, pd.DataFrame | None, bool, str | None]:
+    if workers_are_processes():
+        features.single_threaded_blas()
     try:
         frame, hit = cached_features(path, config, limits, cache_dir)
         return rid, frame, hit, None

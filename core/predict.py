@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core import features
 from core.audio import Audio, from_array, load_audio
 from core.config import AudioLimits
 from core.featurize import featurize_audio
@@ -47,6 +48,7 @@ class Predictor:
     """Wraps one model; cheap to call repeatedly (no per-call loading)."""
 
     def __init__(self, model: ComposerModel, limits: AudioLimits | None = None, k: int = 5):
+        features.single_threaded_blas()  # serving: concurrency comes from requests
         self.model = model
         self.limits = limits or AudioLimits()
         self.k = k
