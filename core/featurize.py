@@ -92,7 +92,9 @@ def featurize_manifest(
     if workers > 1 and jobs:
         warm_up(config)
     runner = Parallel(n_jobs=max(1, workers), return_as="generator_unordered")
-    results = runner(delayed(_one)(rid, path, config, limits, cache_dir) for rid, path in jobs)
+    results = runner(
+        delayed(_one)(rid, path, config, limits, cache_dir, workers > 1) for rid, path in jobs
+    )
     frames, failed, computed, cached = [], {}, 0, 0
     for done, (rid, frame, hit, error) in enumerate(results, start=1):
         if error is not None:
@@ -116,17 +118,15 @@ def warm_up(config: FeatureConfig) -> None:
     features.extract(0.1 * noise, config)
 
 
-def workers_are_processes() -> bool:
-    """True inside a joblib/loky worker (their BLAS threads would compete with each other)."""
-    import multiprocessing
-
-    return multiprocessing.parent_process() is not None
-
-
 def _one(
-    rid: str, path: str, config: FeatureConfig, limits: AudioLimits, cache_dir: Path
+    rid: str,
+    path: str,
+    config: FeatureConfig,
+    limits: AudioLimits,
+    cache_dir: Path,
+    parallel: bool = False,
 ) -> tuple[str, pd.DataFrame | None, bool, str | None]:
-    if workers_are_processes():
+    if parallel:  # worker processes: their BLAS threads would compete with each other
         features.single_threaded_blas()
     try:
         frame, hit = cached_features(path, config, limits, cache_dir)
