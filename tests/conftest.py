@@ -15,6 +15,17 @@ from core.config import REPO_ROOT, Settings
 
 POSTGRES_URL = os.environ.get("COMPOSER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 FAST_CANDIDATES = ("random_forest", "logistic_regression")
+# Debian's chromium, headless; no network beyond this machine (see the env notes).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @pytest.fixture(scope="session")

@@ -226,7 +226,7 @@ def test_up_featurize_train_serve_down(platform: Running):
     )
     again = platform.script("up", timeout=120)
     assert again.returncode == 0, again.stdout
-    assert again.stdout.count("already running") == 3, again.stdout
+    assert again.stdout.count("already running") == len(before["services"]), again.stdout
     assert [s["pid"] for s in platform.status()["services"]] == [
         s["pid"] for s in before["services"]
     ]

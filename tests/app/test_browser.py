@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,18 +20,10 @@ try:
 except ModuleNotFoundError:  # reported by the test itself, as a failure
     sync_playwright = None
 
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 CLIP = REPO_ROOT / "data" / "demo" / "audio" / "Chopin" / "chpn-p2.ogg"
 SCREENSHOT = REPO_ROOT / "var" / "screenshots" / "app-predict.png"
 TIMEOUT_MS = 60_000

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,17 +21,10 @@ try:
 except ModuleNotFoundError:  # reported by the browser test itself, as a failure
     sync_playwright = None
 
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT = REPO_ROOT / "var" / "screenshots" / "reports.png"
 
 
