@@ -271,6 +271,15 @@ def _finite(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _in_window(query, column, start: datetime | None, end: datetime | None):
+    """``start <= column < end``; either bound may be open (None); naive bounds are UTC."""
+    if start is not None:
+        query = query.where(column >= _as_utc(start))
+    if end is not None:
+        query = query.where(column < _as_utc(end))
+    return query
+
+
 def _as_utc(value: datetime) -> datetime:
     """Naive datetimes are taken to be UTC."""
     if value.tzinfo is None:
@@ -511,10 +520,7 @@ class PredictionStore:
             .outerjoin(latest, and_(latest.c.prediction_id == PREDICTIONS.c.id, latest.c.rank == 1))
             .order_by(PREDICTIONS.c.created_at, PREDICTIONS.c.id)
         )
-        if start is not None:
-            query = query.where(PREDICTIONS.c.created_at >= _as_utc(start))
-        if end is not None:
-            query = query.where(PREDICTIONS.c.created_at < _as_utc(end))
+        query = _in_window(query, PREDICTIONS.c.created_at, start, end)
         with self.engine.connect() as connection:
             rows = [dict(row._mapping) for row in connection.execute(query)]
         frame = pd.DataFrame(rows, columns=[*RECORD_COLUMNS, "true_composer"])
@@ -567,10 +573,7 @@ class PredictionStore:
         """Monitoring summaries whose window starts in [start, end), oldest window first."""
         self._ensure_ready()
         query = select(*SUMMARIES.columns).order_by(SUMMARIES.c.window_start, SUMMARIES.c.id)
-        if start is not None:
-            query = query.where(SUMMARIES.c.window_start >= _as_utc(start))
-        if end is not None:
-            query = query.where(SUMMARIES.c.window_start < _as_utc(end))
+        query = _in_window(query, SUMMARIES.c.window_start, start, end)
         with self.engine.connect() as connection:
             rows = [dict(row._mapping) for row in connection.execute(query)]
         columns = [c.name for c in SUMMARIES.columns]

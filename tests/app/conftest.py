@@ -19,10 +19,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_settings(make_settings, tmp_path_factory):
-    data = tmp_path_factory.mktemp("app-data")
+def app_test_settings(make_settings, data, tracking_uri: str | None = None):
+    """Settings for an app under test: its own store, port and MLflow (when given)."""
     return make_settings(
+        tracking_uri,
         database_url=f"sqlite:///{data / 'predictions.db'}",
         spool_dir=data / "spool",
         audio_store_dir=data / "audio",
@@ -31,6 +31,11 @@ def app_settings(make_settings, tmp_path_factory):
         app_max_file_mb=5,
         audio=AudioLimits(max_seconds=60),
     )
+
+
+@pytest.fixture(scope="module")
+def app_settings(make_settings, tmp_path_factory):
+    return app_test_settings(make_settings, tmp_path_factory.mktemp("app-data"))
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from core import pipeline, registry
-from core.config import REPO_ROOT, AudioLimits
+from core.config import REPO_ROOT
 from core.serving import ChampionService
 from gradio_app.app import Running, launch
-from tests.app.conftest import free_port
+from tests.app.conftest import app_test_settings, free_port
 from tests.conftest import FAST_CANDIDATES
 
 pytestmark = pytest.mark.integration
@@ -132,16 +132,7 @@ def test_new_champion_is_served_without_restart(live_app, client, app_settings):
 
 def own_server(make_settings, tmp_path, tracking_uri: str | None = None) -> Running:
     """A second app on its own port, store and MLflow (``tracking_uri`` when given)."""
-    settings = make_settings(
-        tracking_uri,
-        database_url=f"sqlite:///{tmp_path / 'predictions.db'}",
-        spool_dir=tmp_path / "spool",
-        audio_store_dir=tmp_path / "audio",
-        app_port=free_port(),
-        app_model_ttl_s=0.5,
-        app_max_file_mb=5,
-        audio=AudioLimits(max_seconds=60),
-    )
+    settings = app_test_settings(make_settings, tmp_path, tracking_uri)
     return launch(settings, service=ChampionService(settings), block=False)
 
 
