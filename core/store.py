@@ -633,9 +633,10 @@ class PredictionStore:
                 migrate(self.url, engine=self.engine)
                 self._ready = True
 
-    def _database_ok(self) -> bool:
-        """Try the database unless it failed less than ``retry_interval`` seconds ago."""
-        if time.monotonic() < self._down_until:
+    def _database_ok(self, backoff: bool = True) -> bool:
+        """Try the database unless it failed less than ``retry_interval`` seconds ago (an
+        explicit flush passes ``backoff=False``: it always tries)."""
+        if backoff and time.monotonic() < self._down_until:
             return False
         try:
             self._ensure_ready()
@@ -665,14 +666,7 @@ class PredictionStore:
 
     def _flush(self) -> int:
         files = self.spool_files()
-        if not files:
-            return 0
-        try:
-            self._ensure_ready()
-        except exc.SQLAlchemyError as error:
-            if not _is_unavailable(error):
-                raise
-            self._mark_down(error)
+        if not files or not self._database_ok(backoff=False):
             return 0
         with contextlib.ExitStack() as claims:
             claimed = [path for path in (self._claim(p, claims) for p in files) if path]

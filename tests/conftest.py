@@ -28,6 +28,18 @@ CHROMIUM_ARGS = [
 ]
 
 
+def composer_env_vars(settings: Settings) -> dict[str, str]:
+    """The COMPOSER_* variables that make a subprocess see the same stores as ``settings``."""
+    return {
+        "COMPOSER_HOME": str(settings.home),
+        "COMPOSER_DEMO_DIR": str(settings.demo_dir),
+        "COMPOSER_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "COMPOSER_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
+        "COMPOSER_DATABASE_URL": settings.database_url,
+        "COMPOSER_SPOOL_DIR": str(settings.spool_dir),
+    }
+
+
 @pytest.fixture(scope="session")
 def session_home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("composer-home")

@@ -14,6 +14,7 @@ import pytest
 from core.config import REPO_ROOT
 from core.store import PredictionStore
 from tests.airflow.conftest import PYTHON, AirflowRunner, airflow_env
+from tests.conftest import composer_env_vars
 from tests.monitoring.conftest import FEW, SHIFTED
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -54,14 +55,7 @@ print("RESULT " + json.dumps(out, default=str))
 
 def test_monitor_dag_branches_on_the_decision(traffic, monitored, tmp_path):
     settings = traffic.settings
-    composer = {
-        "COMPOSER_HOME": str(settings.home),
-        "COMPOSER_DEMO_DIR": str(settings.demo_dir),
-        "COMPOSER_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "COMPOSER_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
-        "COMPOSER_DATABASE_URL": settings.database_url,
-        "COMPOSER_SPOOL_DIR": str(settings.spool_dir),
-    }
+    composer = composer_env_vars(settings)
     env = airflow_env(tmp_path / "airflow", composer)
     AirflowRunner(env).migrate()
     # Both ends explicit: conf given to one dag.test() stays in dag.params for the next one

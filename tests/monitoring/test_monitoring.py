@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from core import cli, monitor, simulate
 from core.config import AudioLimits
 from core.store import PredictionStore
+from tests.conftest import composer_env_vars
 from tests.monitoring.conftest import (
     DAY,
     FEW,
@@ -212,12 +213,7 @@ def test_trigger_training_fails_clearly(traffic, fake_airflow):
 
 def _cli_env(settings, fake: FakeAirflow) -> dict[str, str]:
     return {
-        "COMPOSER_HOME": str(settings.home),
-        "COMPOSER_DEMO_DIR": str(settings.demo_dir),
-        "COMPOSER_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "COMPOSER_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
-        "COMPOSER_DATABASE_URL": settings.database_url,
-        "COMPOSER_SPOOL_DIR": str(settings.spool_dir),
+        **composer_env_vars(settings),
         "COMPOSER_AIRFLOW_URL": fake.url,
         "COMPOSER_AIRFLOW_PASSWORD": fake.password,
     }
