@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 
 from core.config import REPO_ROOT, Settings
 from tests.airflow.conftest import PYTHON
-from tests.app.conftest import free_port
+from tests.app.conftest import free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -82,16 +82,17 @@ def platform_env(home: Path) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("COMPOSER_", "AIRFLOW")) and k != "PORT"
     }
+    ports = [str(p) for p in free_ports(6)]
     env.update(
         {
             "COMPOSER_HOME": str(home),
-            "COMPOSER_MLFLOW_PORT": str(free_port()),
-            "COMPOSER_AIRFLOW_PORT": str(free_port()),
-            "COMPOSER_APP_PORT": str(free_port()),
-            "COMPOSER_REPORTS_PORT": str(free_port()),
+            "COMPOSER_MLFLOW_PORT": ports[0],
+            "COMPOSER_AIRFLOW_PORT": ports[1],
+            "COMPOSER_APP_PORT": ports[2],
+            "COMPOSER_REPORTS_PORT": ports[3],
             # Airflow's log servers have fixed ports too (8793/8794 by default).
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": ports[4],
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": ports[5],
             "COMPOSER_APP_MODEL_TTL_S": "1",  # the app notices the new champion at once
             # DAGs start paused here (the test unpauses featurize and train through the API),
             # so the daily `monitor` does not compete for the 2 cores.

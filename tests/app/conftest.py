@@ -3,6 +3,7 @@ real prediction store. Module-scoped: each test module gets a fresh server."""
 
 from __future__ import annotations
 
+import random
 import socket
 
 import pytest
@@ -17,6 +18,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports below Linux's ephemeral range (32768+), so that no outgoing
+    connection's source port takes one between choosing it and a server binding it."""
+    rng = random.Random()
+    chosen: list[int] = []
+    while len(chosen) < n:
+        port = rng.randrange(20000, 32000)
+        if port in chosen:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        chosen.append(port)
+    return chosen
 
 
 def app_test_settings(make_settings, data, tracking_uri: str | None = None):
