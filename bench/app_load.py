@@ -440,7 +440,8 @@ def cpu_per_request(
 
 
 def cpu_seconds(pid: int | None = None) -> float | None:
-    """User + system CPU seconds of a process (this one by default; Linux /proc for others)."""
+    """User + system CPU seconds of a process and its live children (its prediction
+    workers); this process by default. Linux /proc for other processes."""
     if pid is None:
         times = os.times()
         return times.user + times.system
@@ -448,7 +449,16 @@ def cpu_seconds(pid: int | None = None) -> float | None:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) or 0.0 for child in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            children += [int(c) for c in (task / "children").read_text().split()]
+    return children
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     app_max_file_mb: float = Field(50.0, gt=0, description="Upload size limit.")
     app_model_ttl_s: float = Field(30.0, ge=0, description="How often to check the alias.")
     app_concurrency: int = Field(2, ge=1, le=64, description="Predictions run at once.")
+    app_workers: int = Field(
+        2, ge=0, le=32, description="Worker processes for predictions (0: in the server process)."
+    )
 
     # ---- Monitoring: drift reports, the retraining decision and trigger, the reports page.
     monitor_min_rows: int = Field(

@@ -11,12 +11,13 @@ against the seed extractor.
 
 from __future__ import annotations
 
+import itertools
 from functools import lru_cache
 
 import librosa
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.fft import dct
-from scipy.ndimage import median_filter
 from threadpoolctl import threadpool_limits
 
 from core.config import FEATURE_SCHEMA_VERSION, FeatureConfig
@@ -72,7 +73,7 @@ def extract(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     mfcc = dct(log_mel, axis=0, type=2, norm="ortho")[: config.n_mfcc]
     centroid, bandwidth = _centroid_bandwidth(magnitude, freqs)
     rolloff = _rolloff(magnitude, freqs)
-    zcr = librosa.feature.zero_crossing_rate(y, frame_length=config.n_fft, hop_length=hop)[0]
+    zcr = _zero_crossing_rate(y, config.n_fft, hop)
     hp_ratio = _harmonic_percussive_ratio(mel, config.hpss_kernel)
 
     onset_env = librosa.onset.onset_strength(S=log_mel, sr=sr, hop_length=hop)
@@ -89,9 +90,7 @@ def extract(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     tonnetz = librosa.feature.tonnetz(chroma=chroma)
     rms = librosa.feature.rms(S=magnitude, frame_length=config.n_fft)[0]
     rms_db = librosa.amplitude_to_db(rms + 1e-10, ref=1.0)
-    contrast = librosa.feature.spectral_contrast(
-        S=magnitude, sr=sr, n_fft=config.n_fft, n_bands=config.n_contrast_bands
-    )
+    contrast = _spectral_contrast(magnitude, config)
     parts = [
         _stats4(mfcc).ravel(),
         _stats2(centroid),
@@ -136,6 +135,56 @@ def _rolloff(magnitude: np.ndarray, freqs: np.ndarray, share: float = 0.85) -> n
     return freqs[reached.argmax(axis=0)]
 
 
+def _zero_crossing_rate(y: np.ndarray, frame_length: int, hop: int) -> np.ndarray:
+    """librosa's ``zero_crossing_rate`` (centred, edge-padded frames; |x| <= 1e-10 counts as
+    zero, zero counts as positive), from one pass over the signal and a running count
+    instead of a numba stencil over every overlapping frame (4x the samples)."""
+    padded = np.pad(y, frame_length // 2, mode="edge")
+    negative = padded < -1e-10
+    crossings = np.concatenate([[0], np.cumsum(negative[1:] != negative[:-1])])
+    starts = np.arange(1 + (len(padded) - frame_length) // hop) * hop
+    # a frame's first sample has no predecessor inside the frame (librosa's pad=False)
+    return (crossings[starts + frame_length - 1] - crossings[starts]) / frame_length
+
+
+@lru_cache(maxsize=8)
+def _contrast_bands(config: FeatureConfig) -> tuple[tuple[int, int, int], ...]:
+    """(first bin, end bin, quantile count) per octave band, exactly as librosa's
+    ``spectral_contrast`` picks them (fmin 200 Hz, quantile 0.02)."""
+    freqs = librosa.fft_frequencies(sr=config.sample_rate, n_fft=config.n_fft)
+    n_bands = config.n_contrast_bands
+    octaves = np.zeros(n_bands + 2)
+    octaves[1:] = 200.0 * (2.0 ** np.arange(0, n_bands + 1))
+    bands = []
+    for k, (low, high) in enumerate(itertools.pairwise(octaves)):
+        in_band = np.logical_and(freqs >= low, freqs <= high)
+        index = np.flatnonzero(in_band)
+        if k > 0:
+            in_band[index[0] - 1] = True
+        if k == n_bands:
+            in_band[index[-1] + 1 :] = True
+        first, end = int(np.flatnonzero(in_band)[0]), int(np.flatnonzero(in_band)[-1]) + 1
+        count = max(int(np.rint(0.02 * in_band.sum())), 1)
+        bands.append((first, end if k == n_bands else end - 1, count))
+    return tuple(bands)
+
+
+def _spectral_contrast(magnitude: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """librosa's ``spectral_contrast`` (dB peak minus valley per octave band), with a
+    partial sort over contiguous rows instead of a full sort along the strided bin axis."""
+    spectrum = np.ascontiguousarray(magnitude.T)  # frames x bins
+    bands = _contrast_bands(config)
+    valley = np.empty((len(bands), spectrum.shape[0]))
+    peak = np.empty_like(valley)
+    for k, (first, end, count) in enumerate(bands):
+        band = spectrum[:, first:end]
+        width = band.shape[1]
+        lowest = np.partition(band, count - 1, axis=1)[:, :count]
+        highest = np.partition(band, width - count, axis=1)[:, width - count :]
+        valley[k], peak[k] = lowest.mean(axis=1), highest.mean(axis=1)
+    return librosa.power_to_db(peak) - librosa.power_to_db(valley)
+
+
 def _harmonic_percussive_ratio(mel: np.ndarray, kernel: int) -> float:
     """Median-filtering HPSS (Fitzgerald) with soft masks, on the mel spectrogram pooled to a
     quarter of the frame rate (the time kernel spans the same duration; ~15x less work than
@@ -145,13 +194,24 @@ def _harmonic_percussive_ratio(mel: np.ndarray, kernel: int) -> float:
     if frames >= 2 * pool:
         mel = mel[:, :frames].reshape(mel.shape[0], -1, pool).mean(axis=2)
     half = max(3, (kernel // pool) | 1)
-    harmonic = median_filter(mel, size=(1, half), mode="reflect")
-    percussive = median_filter(mel, size=(kernel, 1), mode="reflect")
+    harmonic = _median_along(mel, half, axis=1)
+    percussive = _median_along(mel, kernel, axis=0)
     h2, p2 = harmonic**2, percussive**2
     total = np.maximum(h2 + p2, 1e-20)
     h_energy = float((mel * h2 / total).sum())
     p_energy = float((mel * p2 / total).sum())
     return h_energy / (p_energy + 1e-10)
+
+
+def _median_along(x: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """scipy's ``median_filter`` along one axis with ``mode="reflect"`` (numpy's
+    "symmetric" padding), as one partition over a window view: same values, ~5x faster
+    than the generic rank filter on these small matrices."""
+    half = size // 2
+    widths = [(0, 0), (0, 0)]
+    widths[axis] = (half, size - 1 - half)
+    windows = sliding_window_view(np.pad(x, widths, mode="symmetric"), size, axis=axis)
+    return np.partition(windows, half, axis=-1)[..., half]
 
 
 def _stats4(x: np.ndarray) -> np.ndarray:

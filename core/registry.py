@@ -215,6 +215,12 @@ def load_model(uri: str) -> ComposerModel:
     return wrapper.model
 
 
+def load_registered(settings: Settings, version: str) -> ComposerModel:
+    """One registered version of the configured model (what a server serves)."""
+    connect(settings)
+    return load_model(f"models:/{settings.model_name}/{version}")
+
+
 def resolve(client: MlflowClient, settings: Settings, ref: str | None = None) -> ModelVersion:
     """A version number, an alias, or None (= champion) -> the ModelVersion, or a clear error."""
     name = settings.model_name

@@ -94,7 +94,7 @@ class ChampionService:
                 return self._served
             version = str(found.version)
             if self._served is None or self._served.version != version:
-                model = registry.load_model(f"models:/{self.settings.model_name}/{version}")
+                model = registry.load_registered(self.settings, version)
                 self._served = Served(
                     predictor=Predictor(model, self.settings.audio),
                     name=self.settings.model_name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,22 +18,30 @@ from core.datasets import demo
 from core.featurize import warm_up
 from core.serving import ChampionService, ModelUnavailable, Served
 from core.store import PredictionRecord, PredictionStore, store_audio
+from core.workers import PredictionWorkers, WorkerCrashed
 
 log = logging.getLogger("gradio_app")
 SOURCES = ("upload", "microphone", "api")
 NOT_LISTED = "Someone else (not in the list)"
 
 
-def build(settings: Settings, service: ChampionService, store: PredictionStore) -> gr.Blocks:
-    """The page. ``service`` and ``store`` are injected so tests can point them anywhere."""
+def build(
+    settings: Settings,
+    service: ChampionService,
+    store: PredictionStore,
+    workers: PredictionWorkers | None = None,
+) -> gr.Blocks:
+    """The page. ``service``, ``store`` and ``workers`` are injected so tests can point them
+    anywhere; without ``workers`` predictions run in the server process."""
+    workers = workers or PredictionWorkers(settings, processes=0)
 
     def predict(audio_path: str | None, source: str):
         if not audio_path:
             raise gr.Error("No audio yet: record with the microphone or upload a file first.")
         served = _served_or_error(service)
         try:
-            prediction = served.predictor.predict_file(audio_path)
-        except AudioError as error:
+            prediction = workers.predict(served, audio_path)
+        except (AudioError, WorkerCrashed) as error:
             raise gr.Error(str(error)) from error
         record = PredictionRecord.from_prediction(
             prediction,
@@ -178,6 +187,11 @@ class Running:
     url: str
     service: ChampionService
     store: PredictionStore
+    workers: PredictionWorkers
+
+    def close(self) -> None:
+        self.page.close()
+        self.workers.close()
 
 
 def launch(
@@ -189,8 +203,8 @@ def launch(
     """Start the server as configured (tests pass their own service/store and block=False)."""
     service = service or ChampionService(settings)
     store = store or PredictionStore(settings.database_url, settings.spool_dir)
-    _warm_up(service)
-    page = build(settings, service, store)
+    workers = PredictionWorkers(settings).start(_warm_up(service))
+    page = build(settings, service, store, workers)
     auth = tuple(settings.app_auth.split(":", 1)) if settings.app_auth else None
     demo_dir = str(Path(settings.demo_dir).resolve())
     _, local_url, share_url = page.launch(
@@ -215,19 +229,30 @@ def launch(
                 f"servers?). Still serving locally on {local_url}.",
                 flush=True,
             )
+    running = Running(page, local_url, service, store, workers)
     if block:
-        page.block_thread()
-    return Running(page, local_url, service, store)
+        signal.signal(signal.SIGTERM, _interrupt)  # Cloud Run, docker stop: shut down cleanly
+        try:
+            page.block_thread()
+        finally:
+            workers.close()
+    return running
 
 
-def _warm_up(service: ChampionService) -> None:
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def _warm_up(service: ChampionService) -> Served | None:
     """Load the champion and compile the feature code before the first visitor arrives
-    (otherwise the first prediction pays ~4 s)."""
+    (otherwise the first prediction pays ~4 s), and before worker processes start (they
+    share the compiled-code cache)."""
     served = service.refresh()
     if served is None:
         print(service.last_error or "No model yet.", flush=True)
-        return
+        return None
     warm_up(served.model.feature_config)
+    return served
 
 
 def main(argv: list[str] | None = None) -> None:

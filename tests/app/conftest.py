@@ -63,4 +63,4 @@ def live_app(app_settings):
     first = pipeline.run(app_settings, "demo", candidates=FAST_CANDIDATES)
     running = launch(app_settings, block=False)
     yield running, first
-    running.page.close()
+    running.close()

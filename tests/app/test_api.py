@@ -162,7 +162,7 @@ def test_no_champion_gives_clear_error_then_recovers(make_settings, tmp_path):
         assert details["model"] == f"composer-classifier v{trained.version}"
         assert list(running.store.predictions()["id"]) == [prediction_id]
     finally:
-        running.page.close()
+        running.close()
 
 
 def test_unreachable_registry_gives_clear_error(make_settings, tmp_path, monkeypatch):
@@ -182,4 +182,4 @@ def test_unreachable_registry_gives_clear_error(make_settings, tmp_path, monkeyp
         assert "Cannot reach the model registry" in app_error(client)
         assert running.store.predictions().empty
     finally:
-        running.page.close()
+        running.close()

@@ -249,7 +249,7 @@ def test_simulated_phone_traffic_through_the_app_then_cli_monitor_triggers(
             seed=3,
         )
     finally:
-        running.page.close()
+        running.close()
     (day,) = days
     assert day["day"] == "2026-03-05" and day["sent"] == SHIFTED_ROWS and day["failed"] == 0
     store = PredictionStore(settings.database_url, settings.spool_dir)

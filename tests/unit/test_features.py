@@ -218,3 +218,50 @@ def test_featurize_audio_rows(seconds: float, starts: list[float]) -> None:
     first = int(starts[last] * SR)
     expected = extract(y[first : first + size], CONFIG)
     np.testing.assert_array_equal(frame.iloc[last, 2:].to_numpy(dtype=np.float32), expected)
+
+
+# ---- the fast kernels give librosa's / scipy's values
+
+DEMO_CLIP = sorted((Path(__file__).parents[2] / "data" / "demo" / "audio").rglob("*.ogg"))[0]
+
+
+def _signals() -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    near_zero = np.zeros(30000, dtype=np.float32)
+    near_zero[100::3] = -1e-11  # below librosa's threshold: counts as zero (positive)
+    near_zero[200::5] = 0.3
+    near_zero[301::7] = -0.2
+    clip = load_audio(DEMO_CLIP, SR).samples[: 10 * SR]
+    return [rng.standard_normal(5 * SR).astype(np.float32), near_zero, tone(440.0), clip]
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_zero_crossing_rate_is_librosas(index):
+    from core.features import _zero_crossing_rate
+
+    y = _signals()[index]
+    expected = librosa.feature.zero_crossing_rate(y, frame_length=2048, hop_length=512)[0]
+    np.testing.assert_array_equal(_zero_crossing_rate(y, 2048, 512), expected)
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_spectral_contrast_is_librosas(index):
+    from core.features import _spectral_contrast
+
+    magnitude = np.abs(librosa.stft(_signals()[index], n_fft=CONFIG.n_fft, hop_length=512))
+    expected = librosa.feature.spectral_contrast(
+        S=magnitude, sr=SR, n_fft=CONFIG.n_fft, n_bands=CONFIG.n_contrast_bands
+    )
+    np.testing.assert_allclose(_spectral_contrast(magnitude, CONFIG), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize(("size", "axis"), [(5, 1), (17, 0), (4, 1), (3, 0)])
+def test_median_along_is_scipys_reflect_median_filter(size, axis):
+    from scipy.ndimage import median_filter
+
+    from core.features import _median_along
+
+    x = np.random.default_rng(size).random((40, 37)).astype(np.float32)
+    shape = (size, 1) if axis == 0 else (1, size)
+    expected = median_filter(x, size=shape, mode="reflect")
+    np.testing.assert_array_equal(_median_along(x, size, axis), expected)
