@@ -427,30 +427,27 @@ def server_latencies(database_url: str | None) -> list[float]:
 # ---- report
 
 
-def cpu_per_request(
-    before: tuple[float | None, float | None], after: tuple[float | None, float | None], n: int
-) -> dict[str, float | None]:
-    """CPU seconds per timed request, spent by the clients (this process) and by the app: on
-    one machine both share the cores, so this shows where the capacity goes."""
-    names = ("clients", "app")
-    return {
-        name: (a - b) / n if a is not None and b is not None and n else None
-        for name, b, a in zip(names, before, after, strict=True)
-    }
+def cpu_per_request(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    """CPU seconds per timed request, by part: the clients (this process), the app's server
+    process and its prediction workers. On one machine they share the cores, so this shows
+    where the capacity goes."""
+    return {part: (after[part] - before[part]) / n for part in before if part in after and n}
 
 
-def cpu_seconds(pid: int | None = None) -> float | None:
-    """User + system CPU seconds of a process and its live children (its prediction
-    workers); this process by default. Linux /proc for other processes."""
-    if pid is None:
-        times = os.times()
-        return times.user + times.system
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own + sum(cpu_seconds(child) or 0.0 for child in _children(pid))
+def cpu_snapshot(server_pid: int | None) -> dict[str, float]:
+    """Cumulative user + system CPU seconds per part (Linux /proc for the app)."""
+    times = os.times()
+    parts = {"clients": times.user + times.system}
+    if server_pid is not None:
+        with contextlib.suppress(OSError):
+            parts["app_server"] = _process_cpu(server_pid)
+            parts["app_workers"] = sum(_process_cpu(child) for child in _children(server_pid))
+    return parts
+
+
+def _process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
@@ -567,9 +564,15 @@ def print_report(summary: dict) -> None:
             "",
         )
     cpu = summary.get("cpu_s_per_request") or {}
-    if cpu.get("clients") is not None:
-        app = "n/a" if cpu.get("app") is None else f"{cpu['app']:.3f}"
-        table.add_row("CPU s per request: app / clients", f"{app} / {cpu['clients']:.3f}", "", "")
+    if "app_server" in cpu:
+        table.add_row(
+            "CPU s per request: server + workers",
+            f"{cpu['app_server']:.3f} + {cpu['app_workers']:.3f}",
+            "",
+            "",
+        )
+    if "clients" in cpu:
+        table.add_row("CPU s per request: clients", f"{cpu['clients']:.3f}", "", "")
     console.print(table)
     conditions = (
         summary["clients"] == TARGET_CLIENTS
@@ -602,9 +605,9 @@ def main(argv: list[str] | None = None) -> int:
                 + ", ".join(f"{s:.2f} s" for s in warm)
             )
             pid = server.process.pid if server.process else None
-            cpu_before = cpu_seconds(), cpu_seconds(pid) if pid else None
+            cpu_before = cpu_snapshot(pid)
             load = run_load(server.url, clips, args)
-            cpu_after = cpu_seconds(), cpu_seconds(pid) if pid else None
+            cpu_after = cpu_snapshot(pid)
             server_times = server_latencies(server.database_url)
         timed_server = server_times[WARMUP_REQUESTS:]  # oldest first: drop the warm-up
         extra = {

@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import librosa
 import numpy as np
+import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.fft import dct
 from threadpoolctl import threadpool_limits
 
 from core.config import FEATURE_SCHEMA_VERSION, FeatureConfig
@@ -70,7 +70,7 @@ def extract(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     mel = mel_basis @ power
     log_mel = librosa.power_to_db(mel, ref=1.0, top_db=80.0)
 
-    mfcc = dct(log_mel, axis=0, type=2, norm="ortho")[: config.n_mfcc]
+    mfcc = scipy.fft.dct(log_mel, axis=0, type=2, norm="ortho")[: config.n_mfcc]
     centroid, bandwidth = _centroid_bandwidth(magnitude, freqs)
     rolloff = _rolloff(magnitude, freqs)
     zcr = _zero_crossing_rate(y, config.n_fft, hop)
@@ -80,7 +80,7 @@ def extract(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     # beat_track's own default envelope aggregates bands with the median; using it keeps the
     # seed's tempo (the mean envelope gives octave errors on a third of the clips).
     beat_env = librosa.onset.onset_strength(S=log_mel, sr=sr, hop_length=hop, aggregate=np.median)
-    tempo, beats = librosa.beat.beat_track(onset_envelope=beat_env, sr=sr, hop_length=hop)
+    tempo, beats = _tempo_and_beats(beat_env, sr, hop)
     beat_std = float(np.std(np.diff(beats) * hop / sr)) if len(beats) > 2 else 0.0
     onsets = librosa.onset.onset_detect(onset_envelope=onset_env, sr=sr, hop_length=hop)
     seconds = len(y) / sr
@@ -133,6 +133,33 @@ def _rolloff(magnitude: np.ndarray, freqs: np.ndarray, share: float = 0.85) -> n
     cumulative = np.cumsum(magnitude, axis=0)
     reached = cumulative >= share * cumulative[-1:]
     return freqs[reached.argmax(axis=0)]
+
+
+def _tempo_and_beats(envelope: np.ndarray, sr: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """librosa's ``beat_track`` with its defaults: the same tempo estimate and beat
+    dynamic programme, but the tempogram is autocorrelated along contiguous memory and the
+    tempo is estimated once (``beat_track`` alone would run the estimate again)."""
+    tempogram = _tempogram(envelope, librosa.time_to_frames(8.0, sr=sr, hop_length=hop).item())
+    tempo = librosa.feature.tempo(onset_envelope=envelope, sr=sr, hop_length=hop, tg=tempogram)
+    _, beats = librosa.beat.beat_track(onset_envelope=envelope, sr=sr, hop_length=hop, bpm=tempo)
+    return tempo, beats
+
+
+def _tempogram(envelope: np.ndarray, win_length: int) -> np.ndarray:
+    """librosa's ``tempogram`` (centred, Hann-windowed, max-normalised autocorrelation of
+    the onset envelope), with frames laid out one per row."""
+    padded = np.pad(envelope, win_length // 2, mode="linear_ramp", end_values=0)
+    windows = sliding_window_view(padded, win_length)[: len(envelope)]
+    frames = windows * _hann(win_length)
+    n_fft = scipy.fft.next_fast_len(2 * win_length - 1, real=True)
+    power = np.abs(scipy.fft.rfft(frames, n=n_fft, axis=1)) ** 2
+    autocorrelation = scipy.fft.irfft(power, n=n_fft, axis=1)[:, :win_length]
+    return librosa.util.normalize(autocorrelation, norm=np.inf, axis=1).T
+
+
+@lru_cache(maxsize=8)
+def _hann(length: int) -> np.ndarray:
+    return librosa.filters.get_window("hann", length, fftbins=True)
 
 
 def _zero_crossing_rate(y: np.ndarray, frame_length: int, hop: int) -> np.ndarray:

@@ -265,3 +265,15 @@ def test_median_along_is_scipys_reflect_median_filter(size, axis):
     shape = (size, 1) if axis == 0 else (1, size)
     expected = median_filter(x, size=shape, mode="reflect")
     np.testing.assert_array_equal(_median_along(x, size, axis), expected)
+
+
+def test_tempo_and_beats_are_librosas_beat_track():
+    from core.features import _tempo_and_beats
+
+    hop = CONFIG.hop_length
+    for y in [click_train(100.0), click_train(140.0), _signals()[3]]:
+        envelope = librosa.onset.onset_strength(y=y, sr=SR, hop_length=hop, aggregate=np.median)
+        tempo, beats = librosa.beat.beat_track(onset_envelope=envelope, sr=SR, hop_length=hop)
+        fast_tempo, fast_beats = _tempo_and_beats(envelope, SR, hop)
+        np.testing.assert_allclose(fast_tempo, tempo)
+        np.testing.assert_array_equal(fast_beats, beats)
