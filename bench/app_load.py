@@ -83,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (threads)")
     parser.add_argument(
-        "--requests-per-client", type=int, default=5, help="timed requests per client"
+        "--requests-per-client", type=int, default=10, help="timed requests per client"
     )
     parser.add_argument(
         "--clip-seconds",

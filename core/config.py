@@ -107,9 +107,15 @@ class Settings(BaseSettings):
     app_root_path: str = Field("", description="Path prefix when served behind a proxy.")
     app_max_file_mb: float = Field(50.0, gt=0, description="Upload size limit.")
     app_model_ttl_s: float = Field(30.0, ge=0, description="How often to check the alias.")
-    app_concurrency: int = Field(2, ge=1, le=64, description="Predictions run at once.")
     app_workers: int = Field(
         2, ge=0, le=32, description="Worker processes for predictions (0: in the server process)."
+    )
+    app_concurrency: int = Field(
+        3,
+        ge=1,
+        le=64,
+        description="Prediction requests admitted at once; one more than the workers keeps "
+        "each worker busy while the server sends the previous answer.",
     )
 
     # ---- Monitoring: drift reports, the retraining decision and trigger, the reports page.

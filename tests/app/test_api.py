@@ -5,6 +5,9 @@ server (which then recovers by itself)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -128,6 +131,23 @@ def test_new_champion_is_served_without_restart(live_app, client, app_settings):
     assert running.url == url_before  # same server, same client: no restart
     row = running.store.predictions().set_index("id").loc[prediction_id]
     assert row["model_version"] == second.version
+
+
+def test_load_bench_runs_against_the_live_app(live_app, tmp_path):
+    """``bench/app_load.py`` end to end, small: every request answered, figures written."""
+    running, _ = live_app
+    out = tmp_path / "app_load.json"
+    command = [sys.executable, "bench/app_load.py", "--url", running.url, "--out", str(out)]
+    command += ["--clients", "2", "--requests-per-client", "2", "--clip-seconds", "12"]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    summary = json.loads(out.read_text())
+    assert (summary["requests"], summary["ok"], summary["errors"]) == (4, 4, 0)
+    assert 0 < summary["p50_s"] <= summary["p95_s"] <= summary["max_s"]
+    assert summary["throughput_rps"] > 0
+    assert set(summary["composers_predicted"]) <= set(running.service.current().model.labels)
+    assert summary["cpu_s_per_request"]["clients"] > 0
+    assert "p50 latency" in done.stdout
 
 
 def own_server(make_settings, tmp_path, tracking_uri: str | None = None) -> Running:
