@@ -46,6 +46,7 @@ def app_test_settings(make_settings, data, tracking_uri: str | None = None):
         spool_dir=data / "spool",
         audio_store_dir=data / "audio",
         app_port=free_port(),
+        app_workers=1,  # the pooled path, one process: start-up is the slow part of a test
         app_model_ttl_s=0.5,
         app_max_file_mb=5,
         audio=AudioLimits(max_seconds=60),

@@ -233,6 +233,7 @@ def test_simulated_phone_traffic_through_the_app_then_cli_monitor_triggers(
             "database_url": f"sqlite:///{tmp_path / 'app.db'}",
             "spool_dir": tmp_path / "spool",
             "app_port": free_port(),
+            "app_workers": 1,
             "audio": AudioLimits(max_seconds=60),
         }
     )
