@@ -373,19 +373,34 @@ class TriggerError(RuntimeError):
     """Airflow refused or could not be reached."""
 
 
+AIRFLOW_PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
+
+
+def local_airflow_password(settings: Settings) -> str | None:
+    """The password the local Airflow of ``make up`` generated for the user (its simple auth
+    manager writes them under COMPOSER_HOME/airflow), so the CLI can trigger it unconfigured."""
+    path = Path(settings.home) / "airflow" / AIRFLOW_PASSWORD_FILE
+    try:
+        passwords = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    password = passwords.get(settings.airflow_user) if isinstance(passwords, dict) else None
+    return password if isinstance(password, str) and password else None
+
+
 def trigger_training(settings: Settings, reason: str, dag_id: str = TRAIN_DAG) -> str:
     """Ask Airflow (REST API v2) for a ``train`` run with ``conf={"reason": reason}``; returns
     the new DAG run id. For monitoring outside Airflow (the CLI): the ``monitor`` DAG uses a
     TriggerDagRunOperator instead. Needs COMPOSER_AIRFLOW_URL/_USER/_PASSWORD."""
     base = settings.airflow_url.rstrip("/")
-    if not settings.airflow_password:
+    password = settings.airflow_password or local_airflow_password(settings)
+    if not password:
         raise TriggerError(
             f"No Airflow password: set COMPOSER_AIRFLOW_PASSWORD (user {settings.airflow_user!r} "
             f"at {base}) to trigger `{dag_id}`."
         )
     token = _post_json(
-        f"{base}/auth/token",
-        {"username": settings.airflow_user, "password": settings.airflow_password},
+        f"{base}/auth/token", {"username": settings.airflow_user, "password": password}
     ).get("access_token")
     if not token:
         raise TriggerError(f"{base}/auth/token returned no access_token")

@@ -48,10 +48,10 @@ from datetime import datetime
 import psutil
 
 from core.config import REPO_ROOT, Settings
+from core.monitor import AIRFLOW_PASSWORD_FILE as PASSWORD_FILE
 
 HOST = "127.0.0.1"
 BIN = Path(sys.executable).parent
-PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
 AIRFLOW_PARALLELISM = "4"  # standalone otherwise starts 32 idle workers (~1.4 GB)
 
 

@@ -195,6 +195,17 @@ def test_trigger_training_posts_the_reason_with_a_bearer_token(traffic, fake_air
     assert trigger["json"]["logical_date"] is None
 
 
+def test_trigger_training_uses_the_local_airflow_password(traffic, fake_airflow, tmp_path):
+    (tmp_path / "airflow").mkdir()
+    generated = tmp_path / "airflow" / monitor.AIRFLOW_PASSWORD_FILE
+    generated.write_text('{"admin": "s3cret"}')
+    settings = traffic.settings.model_copy(
+        update={"airflow_url": fake_airflow.url, "airflow_password": None, "home": tmp_path}
+    )
+    assert monitor.trigger_training(settings, "drift").startswith("manual__fake_")
+    assert fake_airflow.requests[0]["json"] == {"username": "admin", "password": "s3cret"}
+
+
 def test_trigger_training_fails_clearly(traffic, fake_airflow):
     base = {"airflow_url": fake_airflow.url}
     no_password = traffic.settings.model_copy(update={**base, "airflow_password": None})
