@@ -25,7 +25,7 @@ from core import registry
 from core.config import FeatureConfig, Settings
 from core.featurize import warm_up
 from core.predict import Prediction, Predictor
-from core.serving import Served
+from core.serving import ModelUnavailable, Served
 
 
 class WorkerCrashed(RuntimeError):
@@ -128,7 +128,14 @@ def _exit_with_parent(parent: int) -> None:
 def _predictor_for(version: str) -> Predictor:
     if version not in _predictors:
         assert _settings is not None
-        model = registry.load_registered(_settings, version)
+        try:
+            model = registry.load_registered(_settings, version)
+        except Exception as error:  # the server loaded it a moment ago: say so, plainly
+            raise ModelUnavailable(
+                f"A prediction worker could not load {_settings.model_name} v{version} from "
+                f"{_settings.mlflow_tracking_uri} ({type(error).__name__}: {error}); "
+                "the next request tries again."
+            ) from None
         warm_up(model.feature_config)
         _predictors[version] = Predictor(model, _settings.audio)
         for old in list(_predictors)[:-2]:

@@ -46,7 +46,7 @@ def build(
         served = _served_or_error(service)
         try:
             prediction = workers.predict(served, audio_path)
-        except (AudioError, WorkerCrashed) as error:
+        except (AudioError, WorkerCrashed, ModelUnavailable) as error:
             raise gr.Error(str(error)) from error
         record = PredictionRecord.from_prediction(
             prediction,

@@ -3,6 +3,7 @@ the server asks for, and a crash or a killed server costs no more than it must."
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import signal
@@ -18,7 +19,7 @@ import pytest
 
 from core.audio import AudioError
 from core.config import REPO_ROOT
-from core.serving import ChampionService
+from core.serving import ChampionService, ModelUnavailable
 from core.workers import PredictionWorkers, WorkerCrashed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -71,6 +72,14 @@ def test_audio_errors_come_back_typed(served, workers, tmp_path):
     with pytest.raises(AudioError, match=r"notes\.wav"):
         workers.predict(current, fake)
     assert workers.predict(current, CLIPS[0]).composer  # and the worker is still fine
+
+
+def test_a_version_the_worker_cannot_load_is_a_clear_error(served, workers):
+    _, current = served
+    missing = dataclasses.replace(current, version="999")
+    with pytest.raises(ModelUnavailable, match="could not load composer-classifier v999"):
+        workers.predict(missing, CLIPS[0])
+    assert workers.predict(current, CLIPS[0]).composer
 
 
 def test_a_killed_worker_fails_only_its_request(served, workers):
