@@ -190,9 +190,11 @@ def _contrast_bands(config: FeatureConfig) -> tuple[tuple[int, int, int], ...]:
             in_band[index[0] - 1] = True
         if k == n_bands:
             in_band[index[-1] + 1 :] = True
-        first, end = int(np.flatnonzero(in_band)[0]), int(np.flatnonzero(in_band)[-1]) + 1
-        count = max(int(np.rint(0.02 * in_band.sum())), 1)
-        bands.append((first, end if k == n_bands else end - 1, count))
+        chosen = np.flatnonzero(in_band)
+        count = max(int(np.rint(0.02 * len(chosen))), 1)
+        # librosa drops each band's last bin except in the top band (it counts it, though)
+        end = int(chosen[-1]) + (1 if k == n_bands else 0)
+        bands.append((int(chosen[0]), end, count))
     return tuple(bands)
 
 
