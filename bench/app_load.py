@@ -109,6 +109,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="the started app's app_concurrency (predictions at once); default: the setting's",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="the started app's app_workers (prediction processes; 0 = threads in the server "
+        "process); default: the setting's",
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds allowed per request")
     parser.add_argument(
         "--deadline",
@@ -129,14 +136,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.clip_seconds <= 0:
         parser.error("--clip-seconds must be positive")
+    if args.workers is not None and not 0 <= args.workers <= 32:
+        parser.error("--workers must be between 0 and 32")
     if args.concurrency is not None and not 1 <= args.concurrency <= 64:
         parser.error("--concurrency must be between 1 and 64")
     if args.url:
         host = urlsplit(args.url).hostname
         if host not in LOOPBACK:
             parser.error(f"--url must be a loopback address (127.0.0.1), not {host!r}")
-        if args.home or args.concurrency:
-            parser.error("--home and --concurrency only apply to the app this script starts")
+        if args.home or args.concurrency or args.workers is not None:
+            parser.error(
+                "--home, --concurrency and --workers only apply to the app this script starts"
+            )
     return args
 
 
@@ -233,6 +244,8 @@ def started_app(args: argparse.Namespace, workdir: Path) -> Iterator[Server]:
     )
     if args.concurrency is not None:
         env["COMPOSER_APP_CONCURRENCY"] = str(args.concurrency)
+    if args.workers is not None:
+        env["COMPOSER_APP_WORKERS"] = str(args.workers)
     data.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "app.log"
     url = f"http://127.0.0.1:{port}/"
