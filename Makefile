@@ -52,6 +52,7 @@ status: ## Platform services: running?, pid, URL, health, memory
 	$(BIN)/python scripts/platform.py status
 
 test: $(STAMP) ## Every test: unit, data, model, integration (PostgreSQL, HTTP servers)
+	@bash scripts/system-deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
