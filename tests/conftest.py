@@ -4,6 +4,7 @@ across the session so the demo corpus is featurized once per run."""
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -26,6 +27,38 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+
+
+MISSING_SYSTEM = "MISSING SYSTEM PACKAGE"
+SYSTEM_PACKAGES = {  # what a test needs -> (how to find it, the Debian package)
+    "ffmpeg": (lambda: shutil.which("ffmpeg"), "ffmpeg"),
+    "chromium": (CHROMIUM.exists, "chromium"),
+    "fluidsynth": (lambda: shutil.which("fluidsynth"), "fluidsynth"),
+    "soundfont": (Path("/usr/share/sounds/sf2/TimGM6mb.sf2").exists, "timgm6mb-soundfont"),
+}
+
+
+def require_system(*names: str) -> None:
+    """Skip (loudly) when a system package is missing: `make test` installs them as root
+    (scripts/system-deps.sh); without root the rest of the suite still runs."""
+    missing = [SYSTEM_PACKAGES[n][1] for n in names if not SYSTEM_PACKAGES[n][0]()]
+    if missing:
+        pytest.skip(f"{MISSING_SYSTEM}: apt-get install -y {' '.join(missing)}")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if MISSING_SYSTEM in str(report.longrepr)
+    ]
+    if skipped:
+        terminalreporter.write_line(
+            f"!!! {len(skipped)} tests SKIPPED because system packages are missing: run "
+            "`sudo bash scripts/system-deps.sh` (or see the skip reasons above).",
+            red=True,
+            bold=True,
+        )
 
 
 def composer_env_vars(settings: Settings) -> dict[str, str]:

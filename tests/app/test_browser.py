@@ -20,7 +20,7 @@ try:
 except ModuleNotFoundError:  # reported by the test itself, as a failure
     sync_playwright = None
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, require_system
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -35,11 +35,7 @@ def _require_browser() -> None:
             "The playwright Python package is missing: `.venv/bin/pip install -r "
             "requirements.txt` (no `playwright install` needed: the test uses Debian's chromium)."
         )
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: install it with "
-            "`apt-get update && apt-get install -y chromium` (CI does)."
-        )
+    require_system("chromium")
 
 
 def _upload_fn_index(page_blocks) -> int:
