@@ -375,22 +375,9 @@ def evaluate(
 
 
 def _labelled_manifest(labels_csv: Path) -> pd.DataFrame:
-    if not labels_csv.is_file():
-        raise FileNotFoundError(f"{labels_csv} not found.")
-    frame = pd.read_csv(labels_csv)
-    missing = {"file", "composer"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"{labels_csv}: needs columns file,composer (missing {sorted(missing)}).")
-    base = labels_csv.resolve().parent
-    paths = [str((base / f).resolve()) for f in frame["file"]]
-    return pd.DataFrame(
-        {
-            "recording_id": frame["file"].astype(str),
-            "path": paths,
-            "composer": frame["composer"].astype(str),
-            "work": frame.get("work", frame["file"]).astype(str),
-        }
-    )
+    from core.datasets import folder
+
+    return folder.load_labels(labels_csv)
 
 
 @app.command()

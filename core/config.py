@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     seed: int = 42
     test_fraction: float = Field(0.25, gt=0.05, lt=0.6, description="Share of works held out.")
     cv_folds: int = Field(4, ge=2, le=10)
+    use_pack: bool = Field(
+        True, description="Train on the repertoire pack (data/pack) besides the dataset's audio."
+    )
+    pack_dir: Path = Field(REPO_ROOT / "data" / "pack", description="The repertoire pack.")
+    min_works_per_composer: int = Field(
+        4, ge=1, description="Composers with fewer training works are left out of a model."
+    )
 
     # Prediction store (the app records every prediction; monitoring reads them back).
     database_url: str | None = Field(None, description="Default: sqlite:///HOME/predictions.db")

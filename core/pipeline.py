@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import registry
+from core import registry, training_set
 from core.config import FeatureConfig, Settings
-from core.datasets import demo, musicnet, split
+from core.datasets import demo, folder, musicnet
 from core.features import feature_names
 from core.featurize import FeaturizeReport, featurize_manifest
 from core.fileio import atomic_write
@@ -29,8 +29,10 @@ from core.train import (
     evaluate_rows,
     train,
 )
+from core.training_set import TrainingSet
 
 DATASETS = ("demo", "musicnet")
+FOLDER_PREFIX = "folder:"  # folder:PATH -- a user's labelled collection (core.datasets.folder)
 Progress = Callable[[int, int], None]
 
 
@@ -70,7 +72,13 @@ def load_manifest(
             ensemble=ensemble,
             min_recordings=min_recordings,
         )
-    raise ValueError(f"Unknown dataset '{dataset}'; choose one of {DATASETS}.")
+    if dataset.startswith(FOLDER_PREFIX):
+        path = dataset.removeprefix(FOLDER_PREFIX)
+        return folder.checked(path, settings.min_works_per_composer).manifest
+    raise ValueError(
+        f"Unknown dataset '{dataset}'; choose one of {', '.join(DATASETS)} or "
+        f"{FOLDER_PREFIX}PATH (a CSV of file,composer[,work])."
+    )
 
 
 def featurize(
@@ -91,15 +99,45 @@ def featurize(
 
 def split_recordings(settings: Settings, manifest: pd.DataFrame) -> pd.Series:
     """recording_id -> "train"/"test", grouped by work, checked for leaks."""
-    sides = split.grouped_split(manifest, settings.test_fraction, settings.seed)
-    split.assert_no_work_leak(manifest, sides)
-    return pd.Series(sides.to_numpy(), index=manifest["recording_id"].to_numpy())
+    return training_set.primary_split(manifest, settings.test_fraction, settings.seed)
+
+
+def training_data(
+    settings: Settings,
+    dataset: str,
+    table: pd.DataFrame,
+    manifest: pd.DataFrame,
+    config: FeatureConfig,
+    names: Sequence[str] | None = None,
+) -> TrainingSet:
+    """The dataset's featurized recordings plus, if enabled, the repertoire pack, split by
+    work across both (the one place the split is made)."""
+    names = list(names or feature_names(config))
+    pack = None
+    if settings.use_pack:
+        from core.datasets.pack import load_pack
+
+        pack = load_pack(settings.pack_dir, config)
+    return training_set.build(
+        table,
+        manifest,
+        names,
+        pack,
+        test_fraction=settings.test_fraction,
+        seed=settings.seed,
+        min_works=settings.min_works_per_composer,
+        primary_source=dataset,
+    )
 
 
 # --- the feature table on disk: what the featurize DAG produces and the train DAG reads ---
 
 
 def table_path(settings: Settings, dataset: str) -> Path:
+    """``folder:PATH`` datasets get a file name from their path (no separators in it)."""
+    if dataset.startswith(FOLDER_PREFIX):
+        digest = hashlib.sha256(dataset.encode()).hexdigest()[:12]
+        dataset = f"folder-{digest}"
     return settings.home / "tables" / f"{dataset}.parquet"
 
 
@@ -199,13 +237,14 @@ def train_and_log(
     candidates: Sequence[str] = DEFAULT_CANDIDATES,
     on_candidate: Callable[[CandidateScore], None] | None = None,
 ) -> tuple[Trained, TrainResult]:
-    """Split by work, select on grouped CV, evaluate on held-out works, log one MLflow run."""
-    sides = split_recordings(settings, manifest)
+    """Split by work (the pack included), select on grouped CV, evaluate on held-out works,
+    log one MLflow run."""
+    training = training_data(settings, dataset, table, manifest, config)
     registry.connect(settings)
     with tempfile.TemporaryDirectory() as plots:
         result = train(
-            table,
-            sides,
+            training.table,
+            training.split,
             config,
             feature_names(config),
             candidates=candidates,
@@ -214,9 +253,13 @@ def train_and_log(
             plot_dir=Path(plots),
             on_candidate=on_candidate,
         )
-        run_id, model_uri = registry.log_training(
-            result, settings, dataset, table, {"candidates": ",".join(candidates)}
-        )
+        params = {
+            "candidates": ",".join(candidates),
+            "pack_rows": training.pack_rows,
+            "min_works_per_composer": settings.min_works_per_composer,
+            "left_out_composers": ",".join(sorted(training.dropped_composers)) or "none",
+        }
+        run_id, model_uri = registry.log_training(result, settings, dataset, training.table, params)
     test_ids = sorted(result.split.loc[result.split["split"] == "test", "recording_id"])
     trained = Trained(
         run_id=run_id,
