@@ -35,8 +35,23 @@ app = typer.Typer(
 console = Console(stderr=True)
 out = Console()
 
+
+def _dataset(value: str) -> str:
+    if value in ("demo", "musicnet") or (value.startswith("folder:") and len(value) > 7):
+        return value
+    raise typer.BadParameter("choose demo, musicnet or folder:PATH")
+
+
 DatasetOption = Annotated[
-    str, typer.Option("--dataset", "-d", help="demo (shipped, no download) or musicnet.")
+    str,
+    typer.Option(
+        "--dataset",
+        "-d",
+        callback=_dataset,
+        help="demo (shipped, no download), musicnet (downloaded) or folder:PATH: your own "
+        "labelled recordings, a CSV of file,composer[,work] (paths relative to it) or a folder "
+        "holding labels.csv.",
+    ),
 ]
 ModelOption = Annotated[
     str | None,
@@ -151,8 +166,8 @@ def train(
     candidates: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated: random_forest, logistic_regression, svm_rbf, "
-            "gradient_boosting, dummy (default: random_forest, logistic_regression, svm_rbf)."
+            help="Comma-separated: random_forest, logistic_regression, gradient_boosting, "
+            "svm_rbf, dummy (default: random_forest, logistic_regression)."
         ),
     ] = None,
     ensemble: EnsembleOption = "Solo Piano",
@@ -164,7 +179,7 @@ def train(
     """The main job: featurize, compare candidates on grouped CV, evaluate on held-out works,
     log to MLflow, register, and promote to champion if it beats the current one."""
     from core import pipeline, registry
-    from core.train import DEFAULT_CANDIDATES
+    from core.train import CANDIDATES, DEFAULT_CANDIDATES
 
     settings = _settings()
     if skip_if_champion:
@@ -176,6 +191,12 @@ def train(
             )
             return
     chosen = tuple(candidates.split(",")) if candidates else DEFAULT_CANDIDATES
+    unknown = sorted(set(chosen) - set(CANDIDATES))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown {unknown}; choose from {', '.join(sorted(CANDIDATES))}",
+            param_hint="--candidates",
+        )
     started = time.perf_counter()
     cv_table = Table("candidate", "CV rec. macro-F1", "CV rec. acc.", "CV seg. acc.", "s")
 
@@ -189,11 +210,13 @@ def train(
         )
 
     try:
+        manifest = _checked_manifest(settings, dataset, ensemble, min_recordings)
         with _progress(f"featurizing {dataset}") as tick:
             result = pipeline.run(
                 settings,
                 dataset,
                 chosen,
+                manifest=manifest,
                 progress=tick,
                 on_candidate=on_candidate,
                 ensemble=_ensemble(ensemble),
@@ -205,16 +228,42 @@ def train(
     out.print(_result_table(result, time.perf_counter() - started, settings))
 
 
+def _checked_manifest(settings: Settings, dataset: str, ensemble: str, min_recordings: int):
+    """The dataset's manifest, checked before anything is featurized; a folder's notes
+    (composers that will be left out) are printed now, not discovered after featurizing."""
+    from core import pipeline
+    from core.datasets import folder
+
+    if dataset.startswith(pipeline.FOLDER_PREFIX):
+        checked = folder.checked(
+            dataset.removeprefix(pipeline.FOLDER_PREFIX), settings.min_works_per_composer
+        )
+        for note in checked.notes:
+            console.print(f"[yellow]note[/] {note}")
+        return checked.manifest
+    return pipeline.load_manifest(settings, dataset, _ensemble(ensemble), min_recordings)
+
+
 def _result_table(result, seconds: float, settings: Settings) -> Table:
     metrics = result.trained.metrics
     promotion = result.promotion
     table = Table(title="Held-out works", show_header=False)
     table.add_row("chosen model", result.trained.model.candidate)
     table.add_row("composers", str(len(result.trained.model.labels)))
+    split = result.trained.split
+    own = ~split["recording_id"].astype(str).str.startswith("pack:")
     table.add_row(
         "recordings train/test",
-        f"{(result.trained.split['split'] == 'train').sum()}/{metrics['n_recordings']}",
+        f"{((split['split'] == 'train') & own).sum()}/{metrics['n_recordings']}",
     )
+    table.add_row(
+        "repertoire pack",
+        f"{result.pack_rows} training segments" if result.pack_rows else "not used",
+    )
+    if result.left_out:
+        table.add_row(
+            "left out (too few works)", ", ".join(f"{c} ({n})" for c, n in result.left_out.items())
+        )
     table.add_row("accuracy per recording", f"{metrics['recording_accuracy']:.3f}")
     table.add_row("macro-F1 per recording", f"{metrics['recording_macro_f1']:.3f}")
     table.add_row("accuracy per segment", f"{metrics['segment_accuracy']:.3f}")

@@ -8,7 +8,7 @@ import hashlib
 import json
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -33,6 +33,11 @@ from core.training_set import TrainingSet
 
 DATASETS = ("demo", "musicnet")
 FOLDER_PREFIX = "folder:"  # folder:PATH -- a user's labelled collection (core.datasets.folder)
+DATASET_PATTERN = r"^(demo|musicnet|folder:.+)$"
+DATASET_HELP = (
+    "demo (shipped), musicnet (downloaded) or folder:PATH, your own labelled recordings: a CSV "
+    "of file,composer[,work] with paths relative to it (or a folder holding labels.csv)."
+)
 Progress = Callable[[int, int], None]
 
 
@@ -46,6 +51,8 @@ class Trained:
     score: float
     metrics: dict[str, float]
     test_ids: list[str]
+    pack_rows: int = 0  # repertoire-pack segments trained on
+    left_out: dict[str, int] = field(default_factory=dict)  # composer -> its training works
 
 
 @dataclass
@@ -56,6 +63,8 @@ class PipelineResult:
     run_id: str
     version: str
     promotion: registry.Promotion
+    pack_rows: int = 0
+    left_out: dict[str, int] = field(default_factory=dict)
 
 
 def load_manifest(
@@ -268,6 +277,8 @@ def train_and_log(
         score=float(result.metrics[PRIMARY_METRIC]),
         metrics={k: float(v) for k, v in result.metrics.items()},
         test_ids=test_ids,
+        pack_rows=training.pack_rows,
+        left_out=training.dropped_composers,
     )
     return trained, result
 
@@ -322,7 +333,16 @@ def run(
         settings, version, trained.score, kept[kept["recording_id"].isin(trained.test_ids)]
     )
     record_decision(settings, decision)
-    return PipelineResult(dataset, featurized, result, trained.run_id, version, decision)
+    return PipelineResult(
+        dataset,
+        featurized,
+        result,
+        trained.run_id,
+        version,
+        decision,
+        trained.pack_rows,
+        trained.left_out,
+    )
 
 
 def score_on(settings: Settings, model: ComposerModel, manifest: pd.DataFrame) -> dict[str, float]:

@@ -29,7 +29,12 @@ a **mapped task** (this is how it scales out over workers) and assembles the fea
     default_args=DEFAULT_ARGS,
     doc_md=DOC,
     params={
-        "dataset": Param("demo", enum=list(pipeline.DATASETS), description="Which corpus."),
+        "dataset": Param(
+            "demo",
+            type="string",
+            pattern=pipeline.DATASET_PATTERN,
+            description=pipeline.DATASET_HELP,
+        ),
         "shards": Param(4, type="integer", minimum=1, maximum=64, description="Mapped tasks."),
         "sample_rate": Param(22050, type="integer", minimum=8000, maximum=48000),
         "segment_seconds": Param(10.0, type="number", minimum=1, maximum=60),

@@ -41,7 +41,12 @@ def dataset_of(params: dict, events) -> str:
     default_args=DEFAULT_ARGS,
     doc_md=DOC,
     params={
-        "dataset": Param("demo", enum=list(pipeline.DATASETS)),
+        "dataset": Param(
+            "demo",
+            type="string",
+            pattern=pipeline.DATASET_PATTERN,
+            description=pipeline.DATASET_HELP,
+        ),
         "candidates": Param(
             list(DEFAULT_CANDIDATES),
             type="array",
