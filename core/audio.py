@@ -1,13 +1,28 @@
 """Decode any audio clip into a mono float32 waveform at the analysis rate, or say why not.
 
-Every failure is an ``AudioError`` subclass whose message names the file and the problem in
-words a user can act on; front doors show ``str(error)`` as is.
+Every failure is an ``AudioError`` subclass whose message starts with the file's display name
+and names the problem in words a user can act on; front doors show ``str(error)`` as is.
+Messages never contain a server path (uploads live in temporary folders).
+
+Hostile input is expected (uploads come from anyone):
+- the first bytes are sniffed: images, documents, archives, text, playlists and concat lists
+  are refused before any decoder sees them;
+- libsndfile gets an open file object, never a path (with a path, a file it cannot identify
+  makes it look for an SD2 resource fork *next to* the file: ``._name``, ``.AppleDouble/``);
+- ffmpeg/ffprobe read the bytes on stdin (``-i pipe:0``) with ``-protocol_whitelist pipe``,
+  so they cannot open any file or URL a playlist names, and ``-format_whitelist`` limits
+  them to plain audio/AV containers (no HLS, concat, image sequences, ...); the probe's
+  format is checked against the same allowlist and forced with ``-f`` for decoding;
+- header values are checked (0 channels, rate 0, absurd rates or channel counts) and
+  decoding is bounded: block-wise reads, at most ``max_seconds`` decoded, subprocess timeouts;
+- decoded samples must be finite and within a sane range of full scale.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import struct
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +35,22 @@ import soxr
 from core.config import AudioLimits
 
 SUPPORTED_BY_SOUNDFILE = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}
+# libsndfile's own formats that are accepted; its exotic ones (MAT5, PVF, XI, ...) are not.
+SOUNDFILE_FORMATS = frozenset({"WAV", "WAVEX", "RF64", "W64", "FLAC", "OGG", "MP3", "AIFF", "CAF"})
+# ffmpeg demuxers a clip may come in: single-stream audio files and A/V containers whose
+# demuxers never open other files (mov's external references are off by default).
+FFMPEG_DEMUXERS = (
+    "wav", "w64", "flac", "ogg", "mp3", "mov", "aac", "matroska", "aiff", "caf", "wv",
+)  # fmt: skip
+SUPPORTED_TEXT = "wav, flac, ogg, mp3, m4a/mp4/aac, webm/mkv, aiff"
+MIN_RATE, MAX_RATE = 1000, 192_000  # Hz a header may claim
+MAX_CHANNELS = 64
+MAX_PEAK = 64.0  # |sample| beyond 36 dB over full scale is garbage, not loud music
+BLOCK_FRAMES = 1 << 16
+SNIFF_BYTES = 4096
+FFPROBE_TIMEOUT_S = 20
+FFMPEG_TIMEOUT_S = 120
+FFMPEG_MAX_OUTPUT_RATE = 96_000  # ffmpeg resamples anything above (bounds its output size)
 
 
 class AudioError(ValueError):
@@ -67,25 +98,27 @@ class Audio:
         return len(self.samples) / self.sample_rate
 
 
-def load_audio(path: str | Path, sample_rate: int, limits: AudioLimits | None = None) -> Audio:
-    """Decode, downmix, trim to ``limits.max_seconds``, resample and validate one file."""
+def load_audio(
+    path: str | Path,
+    sample_rate: int,
+    limits: AudioLimits | None = None,
+    name: str | None = None,
+) -> Audio:
+    """Decode, downmix, trim to ``limits.max_seconds``, resample and validate one file.
+    ``name`` is what messages call the file (default: its file name, never its folder)."""
     limits = limits or AudioLimits()
     path = Path(path)
+    name = name or path.name
     if not path.is_file():
-        raise NotAudioError(f"{path.name}: file not found ({path}).")
+        raise NotAudioError(f"{name}: file not found.")
     if path.stat().st_size == 0:
-        raise EmptyAudioError(f"{path.name}: the file is empty (0 bytes).")
-    data, source_rate = _decode(path, limits.max_seconds)
-    if data.ndim == 2:
-        channels = data.shape[1]
-        data = data.mean(axis=1)
-    else:
-        channels = 1
-    source_seconds = _source_duration(path, len(data) / source_rate)
+        raise EmptyAudioError(f"{name}: the file is empty (0 bytes).")
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    refuse_non_audio(head, name)
+    data, source_rate, channels, source_seconds = _decode(path, name, limits.max_seconds)
     return validate(
-        _finish(data, source_rate, channels, source_seconds, sample_rate, limits),
-        path.name,
-        limits,
+        _finish(data, source_rate, channels, source_seconds, sample_rate, limits), name, limits
     )
 
 
@@ -122,8 +155,12 @@ def validate(audio: Audio, name: str, limits: AudioLimits) -> Audio:
     y = audio.samples
     if y.size == 0:
         raise EmptyAudioError(f"{name}: the file decodes to no audio samples.")
-    if not np.all(np.isfinite(y)):
-        raise CorruptAudioError(f"{name}: the audio contains NaN or infinite sample values.")
+    peak = float(np.max(np.abs(y)))  # NaN propagates, inf stays inf
+    if not np.isfinite(peak) or peak > MAX_PEAK:
+        raise CorruptAudioError(
+            f"{name}: the audio contains non-finite or out-of-range samples (NaN, infinite, "
+            f"or peaks far beyond full scale: {peak:.1e}); the file is corrupt."
+        )
     if audio.seconds < limits.min_seconds:
         raise TooShortError(
             f"{name}: the clip is {audio.seconds:.2f} s long; at least "
@@ -157,90 +194,270 @@ def segments(
             break
 
 
-def _decode(path: Path, max_seconds: float) -> tuple[np.ndarray, int]:
-    """soundfile first (wav, flac, ogg, mp3); anything else through ffmpeg when present."""
+# --------------------------------------------------------------------------- sniffing
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG image"),
+    (b"\xff\xd8\xff", "JPEG image"),
+    (b"GIF87a", "GIF image"),
+    (b"GIF89a", "GIF image"),
+    (b"%PDF-", "PDF document"),
+    (b"PK\x03\x04", "ZIP archive or office document"),
+    (b"\x1f\x8b", "gzip archive"),
+    (b"7z\xbc\xaf\x27\x1c", "7-Zip archive"),
+    (b"Rar!", "RAR archive"),
+    (b"\x7fELF", "program (ELF executable)"),
+    (b"MZ", "Windows program"),
+    (b"II*\x00", "TIFF image"),
+    (b"MM\x00*", "TIFF image"),
+    (b"SQLite format 3\x00", "SQLite database"),
+)
+
+
+def refuse_non_audio(head: bytes, name: str) -> None:
+    """Refuse what is certainly not a recording from its first bytes, before a decoder (which
+    might follow a playlist's references) sees it."""
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            raise NotAudioError(f"{name}: not an audio file (looks like {kind}).")
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        raise NotAudioError(f"{name}: not an audio file (looks like WebP image).")
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        raise NotAudioError(f"{name}: AVI video is not accepted; upload the audio itself.")
+    text = _as_text(head)
+    if text is None:
+        return
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if stripped.startswith("#EXTM3U") or "#EXT-X-" in text or "#EXTINF" in text:
+        raise NotAudioError(
+            f"{name}: not an audio file (a playlist that points to other media); "
+            "upload the recording itself."
+        )
+    if stripped.startswith("ffconcat") or stripped.lower().startswith("file "):
+        raise NotAudioError(
+            f"{name}: not an audio file (a concat list that points to other media); "
+            "upload the recording itself."
+        )
+    raise NotAudioError(f"{name}: not an audio file (text).")
+
+
+def _as_text(head: bytes) -> str | None:
+    """The head decoded when it is plainly text: no NUL and valid UTF-8 (a cut multi-byte
+    character at the end is allowed), or almost only printable ASCII."""
+    if b"\x00" in head:
+        return None
     try:
-        with sf.SoundFile(path) as handle:
-            frames = min(handle.frames, int(max_seconds * handle.samplerate))
-            data = handle.read(frames=frames, dtype="float32", always_2d=False)
-            rate = handle.samplerate
-    except sf.LibsndfileError as error:
-        if path.suffix.lower() in SUPPORTED_BY_SOUNDFILE and _looks_truncated(error):
-            raise CorruptAudioError(
-                f"{path.name}: the audio data is corrupt or truncated ({error})."
-            ) from error
-        return _decode_with_ffmpeg(path, max_seconds, error)
-    except RuntimeError as error:  # libsndfile decode errors surface as RuntimeError too
-        raise CorruptAudioError(f"{path.name}: the audio data is corrupt ({error}).") from error
+        return head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start >= len(head) - 3 and error.reason.startswith("unexpected end"):
+            return head[: error.start].decode("utf-8")
+    printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in head)
+    return head.decode("latin-1") if printable >= 0.98 * len(head) else None
+
+
+def check_header(name: str, rate: float, channels: int, container: str = "header") -> None:
+    """Header values a decoder would choke on or turn into a memory bomb."""
+    if channels <= 0:
+        raise CorruptAudioError(
+            f"{name}: the {container} is invalid: it says {channels} audio channels."
+        )
     if rate <= 0:
-        raise CorruptAudioError(f"{path.name}: the header gives no valid sample rate.")
-    return data, rate
+        raise CorruptAudioError(f"{name}: the {container} is invalid: sample rate {rate:g} Hz.")
+    if channels > MAX_CHANNELS:
+        raise CorruptAudioError(
+            f"{name}: the {container} says {channels} channels; at most {MAX_CHANNELS} "
+            "are accepted."
+        )
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise CorruptAudioError(
+            f"{name}: the {container} says a sample rate of {rate:g} Hz; "
+            f"{MIN_RATE}-{MAX_RATE} Hz are accepted."
+        )
 
 
-def _looks_truncated(error: Exception) -> bool:
-    text = str(error).lower()
+def _check_wav_header(path: Path, name: str) -> None:
+    """RIFF/RF64 WAVE: read the ``fmt `` chunk ourselves, so that 0 channels or rate 0 get a
+    message naming the field rather than a decoder's generic failure."""
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    if head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        return
+    offset = 12
+    while offset + 8 <= len(head):
+        chunk, size = (
+            head[offset : offset + 4],
+            struct.unpack("<I", head[offset + 4 : offset + 8])[0],
+        )
+        if chunk == b"fmt ":
+            body = head[offset + 8 : offset + 8 + min(size, 16)]
+            if len(body) < 16:
+                raise CorruptAudioError(f"{name}: the WAV header is truncated (no format).")
+            _tag, channels, rate, _bps, _align, bits = struct.unpack("<HHIIHH", body)
+            check_header(name, rate, channels, "WAV header")
+            if bits == 0:
+                raise CorruptAudioError(
+                    f"{name}: the WAV header is invalid: it says 0 bits per sample."
+                )
+            return
+        offset += 8 + size + (size & 1)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _decode(path: Path, name: str, max_seconds: float) -> tuple[np.ndarray, int, int, float]:
+    """(mono samples, rate, source channels, source seconds): soundfile first (wav, flac, ogg,
+    mp3), anything else through ffmpeg when present."""
+    _check_wav_header(path, name)
+    with path.open("rb") as fileobj:
+        try:
+            handle = sf.SoundFile(fileobj)  # a file object: libsndfile never sees the path
+        except (sf.LibsndfileError, RuntimeError, TypeError) as error:
+            reason = _libsndfile_reason(error)
+            if path.suffix.lower() in SUPPORTED_BY_SOUNDFILE and _looks_truncated(reason):
+                raise CorruptAudioError(
+                    f"{name}: the audio data is corrupt or truncated ({reason})."
+                ) from error
+            return _decode_with_ffmpeg(path, name, max_seconds)
+        with handle:
+            if handle.format not in SOUNDFILE_FORMATS:
+                raise NotAudioError(
+                    f"{name}: {handle.format} files are not accepted. Use {SUPPORTED_TEXT}."
+                )
+            check_header(name, handle.samplerate, handle.channels, f"{handle.format} header")
+            try:
+                return _read_blocks(handle, max_seconds)
+            except (sf.LibsndfileError, RuntimeError) as error:
+                raise CorruptAudioError(
+                    f"{name}: the audio data is corrupt ({_libsndfile_reason(error)})."
+                ) from error
+
+
+def _read_blocks(handle: sf.SoundFile, max_seconds: float) -> tuple[np.ndarray, int, int, float]:
+    """Read in blocks, downmixing each: memory follows the data actually present (a header
+    may claim hours), never more than ``max_seconds`` of mono samples."""
+    rate, channels = handle.samplerate, handle.channels
+    limit = int(max_seconds * rate)
+    parts: list[np.ndarray] = []
+    read = 0
+    while read < limit:
+        block = handle.read(frames=min(BLOCK_FRAMES, limit - read), dtype="float32", always_2d=True)
+        if not len(block):
+            break
+        parts.append(block.mean(axis=1) if channels > 1 else block[:, 0])
+        read += len(block)
+    data = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    claimed = handle.frames / rate if 0 < handle.frames < 2**62 else 0.0
+    source_seconds = max(claimed, read / rate) if read >= limit else read / rate
+    return data, rate, channels, source_seconds
+
+
+def _libsndfile_reason(error: Exception) -> str:
+    """libsndfile's own words without the object or path it was given."""
+    reason = getattr(error, "error_string", None) or str(error).rsplit(":", 1)[-1]
+    return reason.strip().rstrip(".") or "unreadable"
+
+
+def _looks_truncated(text: str) -> bool:
+    text = text.lower()
     return "truncat" in text or "unexpected end" in text or "malformed" in text
 
 
-def _decode_with_ffmpeg(path: Path, max_seconds: float, cause: Exception) -> tuple[np.ndarray, int]:
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
+def _decode_with_ffmpeg(
+    path: Path, name: str, max_seconds: float
+) -> tuple[np.ndarray, int, int, float]:
+    ffmpeg, ffprobe = shutil.which("ffmpeg"), shutil.which("ffprobe")
+    if ffmpeg is None or ffprobe is None:
         raise DecoderMissingError(
-            f"{path.name}: not a format this machine can decode without ffmpeg "
-            f"(soundfile says: {cause}). Use wav, flac, ogg or mp3, or install ffmpeg."
-        ) from cause
-    duration, probed_rate = _probe(path)
-    rate = probed_rate or 44100
-    command = [
-        ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-t", str(max_seconds),
-        "-vn", "-ac", "1", "-ar", str(rate), "-f", "f32le", "-",
-    ]  # fmt: skip
-    try:
-        result = subprocess.run(command, capture_output=True, timeout=120, check=False)
-    except subprocess.TimeoutExpired as error:
-        raise CorruptAudioError(f"{path.name}: decoding took too long; giving up.") from error
-    if result.returncode != 0 or not result.stdout:
-        if duration is not None and probed_rate is None:  # ffprobe read it: no audio stream
-            raise NotAudioError(
-                f"{path.name}: the file has no audio track (a video or other media without "
-                "sound). Upload a recording with sound."
-            )
-        detail = result.stderr.decode(errors="replace").strip().splitlines()
-        reason = (detail[-1] if detail else "no audio stream").replace(str(path), path.name)
-        raise NotAudioError(
-            f"{path.name}: not a readable audio file ({reason}). "
-            "Supported: wav, mp3, ogg, flac (others need ffmpeg)."
+            f"{name}: not a format this machine can decode without ffmpeg. "
+            "Use wav, flac, ogg or mp3, or install ffmpeg."
         )
-    return np.frombuffer(result.stdout, dtype=np.float32).copy(), rate
-
-
-def _probe(path: Path) -> tuple[float | None, int | None]:
-    """Duration and native rate from ffprobe, so ffmpeg decodes without resampling twice and
-    a long clip is reported as truncated even though ffmpeg stops at the limit."""
-    ffprobe = shutil.which("ffprobe")
-    if ffprobe is None:
-        return None, None
+    probe = _probe(ffprobe, path, name)
+    check_header(name, probe.sample_rate, probe.channels, f"{probe.demuxer} stream")
+    rate = min(probe.sample_rate, FFMPEG_MAX_OUTPUT_RATE)
     command = [
-        ffprobe, "-v", "error", "-select_streams", "a:0", "-of", "json",
-        "-show_entries", "stream=sample_rate:format=duration", str(path),
+        ffmpeg, "-nostdin", "-v", "error", *_restricted(), "-f", probe.demuxer, "-i", "pipe:0",
+        "-map", "0:a:0", "-t", f"{max_seconds:g}", "-vn", "-sn", "-dn",
+        "-ac", "1", "-ar", str(rate), "-f", "f32le", "pipe:1",
     ]  # fmt: skip
-    try:
-        result = subprocess.run(command, capture_output=True, timeout=30, check=False)
-        info = json.loads(result.stdout or b"{}")
-    except (subprocess.TimeoutExpired, json.JSONDecodeError):
-        return None, None
-    streams = info.get("streams") or [{}]
-    rate = streams[0].get("sample_rate")
+    with path.open("rb") as stdin:
+        try:
+            result = subprocess.run(
+                command, stdin=stdin, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False
+            )
+        except subprocess.TimeoutExpired as error:
+            raise CorruptAudioError(f"{name}: decoding took too long; giving up.") from error
+    if result.returncode != 0 and not result.stdout:
+        raise CorruptAudioError(
+            f"{name}: the {probe.demuxer} audio could not be decoded (corrupt or truncated)."
+        )
+    data = np.frombuffer(result.stdout[: len(result.stdout) // 4 * 4], dtype=np.float32).copy()
+    decoded = len(data) / rate
+    reached_limit = decoded >= max_seconds - 1.0 / rate
+    source_seconds = max(probe.duration or 0.0, decoded) if reached_limit else decoded
+    return data, rate, probe.channels, source_seconds
+
+
+def _restricted() -> list[str]:
+    """Options that keep ffmpeg/ffprobe on the bytes they are given: stdin only, and only
+    demuxers that read one self-contained stream."""
+    return ["-protocol_whitelist", "pipe", "-format_whitelist", ",".join(FFMPEG_DEMUXERS)]
+
+
+@dataclass(frozen=True)
+class Probe:
+    demuxer: str  # the allowlisted name passed to ``-f``
+    sample_rate: int
+    channels: int
+    duration: float | None
+
+
+def _probe(ffprobe: str, path: Path, name: str) -> Probe:
+    """Container and first audio stream, read from stdin by an ffprobe that may only use
+    allowlisted demuxers; anything else is refused here, before decoding."""
+    command = [
+        ffprobe, "-v", "error", *_restricted(), "-i", "pipe:0", "-of", "json",
+        "-show_entries", "format=format_name,duration:stream=codec_type,sample_rate,channels",
+    ]  # fmt: skip
+    with path.open("rb") as stdin:
+        try:
+            result = subprocess.run(
+                command, stdin=stdin, capture_output=True, timeout=FFPROBE_TIMEOUT_S, check=False
+            )
+            info = json.loads(result.stdout or b"{}")
+        except subprocess.TimeoutExpired as error:
+            raise CorruptAudioError(
+                f"{name}: reading the file took too long; giving up."
+            ) from error
+        except json.JSONDecodeError:
+            info = {}
+    format_name = (info.get("format") or {}).get("format_name") or ""
+    demuxer = next((d for d in format_name.split(",") if d in FFMPEG_DEMUXERS), None)
+    if result.returncode != 0 or demuxer is None:
+        raise NotAudioError(
+            f"{name}: not a readable audio file (format not recognised or not accepted). "
+            f"Use {SUPPORTED_TEXT}."
+        )
+    audio = [s for s in info.get("streams") or [] if s.get("codec_type") == "audio"]
+    if not audio:
+        raise NotAudioError(
+            f"{name}: the file has no audio track (a video or other media without sound). "
+            "Upload a recording with sound."
+        )
     duration = (info.get("format") or {}).get("duration")
-    return (float(duration) if duration else None), (int(rate) if rate else None)
+    return Probe(
+        demuxer=demuxer,
+        sample_rate=_int(audio[0].get("sample_rate")),
+        channels=_int(audio[0].get("channels")),
+        duration=float(duration) if duration not in (None, "N/A") else None,
+    )
 
 
-def _source_duration(path: Path, decoded_seconds: float) -> float:
+def _int(value: object) -> int:
     try:
-        return float(sf.info(path).duration)
-    except (sf.LibsndfileError, RuntimeError):
-        probed, _ = _probe(path)
-        return max(probed or 0.0, decoded_seconds)
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0
 
 
 def _finish(

@@ -75,8 +75,9 @@ def test_errors_are_value_errors() -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(NotAudioError, match=r"nowhere\.wav: file not found"):
+    with pytest.raises(NotAudioError) as info:
         load_audio(tmp_path / "nowhere.wav", SR)
+    assert str(info.value) == "nowhere.wav: file not found."  # no folder in the message
 
 
 def test_empty_file(tmp_path: Path) -> None:
@@ -90,22 +91,20 @@ def test_empty_file(tmp_path: Path) -> None:
 
 
 def test_text_renamed_wav_is_not_audio(tmp_path: Path) -> None:
+    """Refused from its first bytes, with or without ffmpeg."""
     path = tmp_path / "notes.wav"
     path.write_text("this is a shopping list, not a recording\n" * 20)
-    expected = NotAudioError if HAS_FFMPEG else DecoderMissingError
-    with pytest.raises(expected) as info:
+    with pytest.raises(NotAudioError) as info:
         load_audio(path, SR)
-    assert type(info.value) is expected
-    message = str(info.value)
-    assert message.startswith("notes.wav: ")
-    assert ("not a readable audio file" if HAS_FFMPEG else "install ffmpeg") in message
+    assert type(info.value) is NotAudioError
+    assert str(info.value) == "notes.wav: not an audio file (text)."
 
 
-def test_text_without_ffmpeg_is_decoder_missing(
+def test_unknown_binary_without_ffmpeg_is_decoder_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "notes.m4a"
-    path.write_text("not audio at all\n" * 20)
+    path.write_bytes(b"\x00\x01binary" * 300)
     monkeypatch.setattr(audio_mod.shutil, "which", lambda name: None)
     with pytest.raises(DecoderMissingError) as info:
         load_audio(path, SR)
@@ -420,9 +419,9 @@ def test_ffmpeg_fallback_formats_load(
     calls: list[Path] = []
     real = audio_mod._decode_with_ffmpeg
 
-    def spy(path, max_seconds, cause):
+    def spy(path, name, max_seconds):
         calls.append(path)
-        return real(path, max_seconds, cause)
+        return real(path, name, max_seconds)
 
     monkeypatch.setattr(audio_mod, "_decode_with_ffmpeg", spy)
     audio = load_audio(path, SR)
