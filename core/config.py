@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 FEATURE_SCHEMA_NAME = "composer-features"
 # Bump when feature code changes values; models record the version they were trained with.
-FEATURE_SCHEMA_VERSION = 3
+FEATURE_SCHEMA_VERSION = 4  # v4: spectral block + note block (transcription)
 
 
 class FeatureConfig(BaseModel):

@@ -21,6 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from threadpoolctl import threadpool_limits
 
 from core.config import FEATURE_SCHEMA_VERSION, FeatureConfig
+from core.note_features import note_feature_names
 
 STAT4 = ("mean", "std", "max", "min")
 STAT2 = ("mean", "std")
@@ -28,7 +29,30 @@ TONNETZ_DIMS = 6
 
 
 def feature_names(config: FeatureConfig) -> list[str]:
-    """Column names, in vector order: the named schema a model is trained on."""
+    """Column names, in vector order: the named schema a model is trained on (schema v4:
+    the spectral block, then the note block of ``core.note_features``)."""
+    return join_blocks({"spectral": spectral_feature_names(config), "note": note_feature_names()})
+
+
+def join_blocks(blocks: dict[str, list[str]]) -> list[str]:
+    """Concatenate named blocks of column names; a name in two blocks is an error, because a
+    table keyed by name would silently keep one of the two values."""
+    seen: dict[str, str] = {}
+    names: list[str] = []
+    for block, block_names in blocks.items():
+        for name in block_names:
+            if name in seen:
+                raise ValueError(
+                    f"Feature name {name!r} is in both the {seen[name]} and the {block} block."
+                )
+            seen[name] = block
+            names.append(name)
+    return names
+
+
+def spectral_feature_names(config: FeatureConfig) -> list[str]:
+    """The spectral block alone (what ``extract`` returns), e.g. to train a spectral-only
+    comparison model from a v4 table."""
     names = [f"mfcc_{i + 1:02d}_{s}" for i in range(config.n_mfcc) for s in STAT4]
     for base in ("spectral_centroid", "spectral_rolloff", "spectral_bandwidth", "zero_crossing"):
         names += [f"{base}_{s}" for s in STAT2]
@@ -58,7 +82,8 @@ def check_schema(config: FeatureConfig) -> None:
 
 
 def extract(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Feature vector of one mono segment sampled at ``config.sample_rate``."""
+    """Spectral block of one mono segment sampled at ``config.sample_rate`` (the note block
+    needs the whole clip's transcription: ``core.featurize.featurize_audio`` joins them)."""
     check_schema(config)
     sr, hop = config.sample_rate, config.hop_length
     y = np.ascontiguousarray(y, dtype=np.float32)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from core import features
+from core import features, note_features, transcription
 from core.audio import AudioError, NotAudioError, load_audio, segments
 from core.config import AudioLimits, FeatureConfig
 from core.fileio import atomic_write
@@ -34,12 +34,21 @@ class FeaturizeReport:
 
 
 def featurize_audio(samples: np.ndarray, config: FeatureConfig) -> pd.DataFrame:
-    """Decoded mono audio -> one row per segment. The single path for training and serving."""
+    """Decoded mono audio -> one row per segment. The single path for training and serving.
+
+    The whole clip is transcribed once (notes cross segment borders and the network needs
+    context at window edges); each row is the segment's spectral block followed by the note
+    block of the notes that start inside it.
+    """
+    features.check_schema(config)
+    notes = transcription.transcribe(samples, config.sample_rate)
     rows, starts = [], []
     for start, window in segments(
         samples, config.sample_rate, config.segment_seconds, config.hop_seconds
     ):
-        rows.append(features.extract(window, config))
+        end = start + len(window) / config.sample_rate
+        spectral = features.extract(window, config)
+        rows.append(np.concatenate([spectral, note_features.note_features(notes, start, end)]))
         starts.append(start)
     frame = pd.DataFrame(np.vstack(rows), columns=features.feature_names(config))
     frame.insert(0, "start_s", np.asarray(starts, dtype=np.float32))
@@ -116,6 +125,7 @@ def warm_up(config: FeatureConfig) -> None:
     each other's half-written files and crash (seen as SIGSEGV in ``peak_pick``)."""
     noise = np.random.default_rng(0).standard_normal(config.sample_rate * 3).astype(np.float32)
     features.extract(0.1 * noise, config)
+    transcription.transcribe(0.1 * noise, config.sample_rate)  # this process's ONNX session
 
 
 def _one(
