@@ -10,12 +10,16 @@ http://www.piano-midi.de, CC BY-SA 3.0 DE) laid out as ``<Composer>/<name>.mid``
 
 Example::
 
-    python scripts/render_demo_corpus.py --midi-dir /path/to/piano-midi --out data/demo
+    python -P scripts/render_demo_corpus.py --midi-dir /path/to/piano-midi --out data/demo
+
+(``-P``: do not put ``scripts/`` first on ``sys.path``, where ``scripts/platform.py`` would
+shadow the standard library's ``platform`` module.)
 
 What it does, deterministically:
 
-1. **Works.** A file's *work* is its ``title`` minus one trailing movement number: a final
-   ``_<digits>`` group is stripped, *unless* the token right before it is a catalogue
+1. **Works** (``core.datasets.works.work_of``, shared with the repertoire pack). A file's
+   *work* is its ``title`` minus one trailing movement number: a final ``_<digits>`` group
+   is stripped, *unless* the token right before it is a catalogue
    label (``Opus``, ``Op``, ``BWV``, ``KV``, ``K``, ``D``, ``Hob``, ``Hoboken``, ``No``), in
    which case the number is the catalogue number of a single-movement work. So
    ``Sonata_No.8_C_minor_Opus_13_2`` -> ``Sonata_No.8_C_minor_Opus_13``,
@@ -55,7 +59,6 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import re
 import shutil
 import subprocess
 import sys
@@ -68,6 +71,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from core.datasets.works import natural_key, work_of
 
 LICENCE = "CC BY-SA 3.0 DE"
 MANIFEST_COLUMNS = [
@@ -90,7 +95,6 @@ SOUNDFONT_CANDIDATES = [
     "/usr/share/sounds/sf2/MuseScore_General.sf2",
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
 ]
-CATALOGUE_LABELS = {"opus", "op", "op.", "bwv", "kv", "k", "d", "hob", "hoboken", "no", "no."}
 MIN_EXTRA_SECONDS = 5.0  # a file must be at least clip + this long to be eligible
 SILENCE_DB = -50.0  # sounding region: samples above this level relative to the peak
 PEAK_DBFS = -1.0
@@ -112,22 +116,6 @@ class Source:
     @property
     def recording_id(self) -> str:
         return f"{self.composer}/{self.stem}"
-
-
-def work_of(title: str) -> str:
-    """The title without one trailing movement number (see module docstring)."""
-    m = re.fullmatch(r"(.+)_(\d+)", title)
-    if not m:
-        return title
-    head = m.group(1)
-    previous = head.rsplit("_", 1)[-1].lower()
-    if previous in CATALOGUE_LABELS:
-        return title
-    return head
-
-
-def natural_key(text: str) -> list[object]:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
 
 
 def default_soundfont() -> str | None:
@@ -273,7 +261,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "files with fluidsynth. Maintainer-only: users get the committed audio."
         ),
         epilog=(
-            "example: python scripts/render_demo_corpus.py "
+            "example: python -P scripts/render_demo_corpus.py "
             "--midi-dir /path/to/piano-midi --out data/demo"
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

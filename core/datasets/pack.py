@@ -1,0 +1,458 @@
+"""The repertoire pack: every piano-midi.de piece rendered, augmented and featurized.
+
+Build (development time, needs fluidsynth + SoundFonts + the MIDI folder) in two resumable
+stages, one cache file per (piece, variant) in a work directory, each written atomically:
+
+1. render: humanise the MIDI, render the whole piece with the variant's SoundFont, augment
+   the audio (``core.render``) -> ``audio/<piece>__<variant>.flac`` + a JSON sidecar;
+2. featurize: ``core.featurize.featurize_audio`` (the one featurizer of training and serving)
+   on the rendered audio -> ``rows/<fingerprint>/<piece>__<variant>.parquet``.
+
+``assemble`` concatenates the rows into ``<out>/features.parquet`` (zstd, float32) with
+``manifest.json`` (schema, config, seeds, counts, sha256), ``pieces.csv``, README and LICENSE.
+Training calls ``load_pack``, which refuses a pack of another feature schema or config.
+
+Nothing here is needed at run time except ``load_pack``; imports of the build side are lazy.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.config import FeatureConfig
+from core.datasets.works import natural_key, piece_id, work_of
+from core.fileio import atomic_write
+
+LICENCE = "CC BY-SA 3.0 DE"
+ATTRIBUTION = "Bernd Krüger, http://www.piano-midi.de"
+PACK_FORMAT = 1
+META_COLUMNS = [
+    "piece",
+    "composer",
+    "work",
+    "title",
+    "source",
+    "augmentation",
+    "segment",
+    "start_s",
+]
+PIECES_COLUMNS = ["piece", "file", "composer", "title", "work", "year", "duration_s", "bytes"]
+DEFAULT_BASE_SEED = 20260
+CHUNK_SECONDS = 60.0  # long pieces: featurize evenly spread chunks of this length
+
+
+class PackError(RuntimeError):
+    """The pack is missing, corrupt, or was built with another feature schema/config."""
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One MIDI file of the collection (derived metadata only: this is what ships)."""
+
+    file: str  # relative to the MIDI folder, e.g. "Chopin/chpn_op25_e1.mid"
+    composer: str
+    title: str
+    year: str
+    duration_s: float
+    bytes: int
+
+    @property
+    def piece(self) -> str:
+        return piece_id(self.composer, self.file)
+
+    @property
+    def work(self) -> str:
+        return work_of(self.title)
+
+    @property
+    def slug(self) -> str:
+        return self.piece.replace("/", "__")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One rendering of every piece: a SoundFont plus its own augmentation draw."""
+
+    name: str
+    soundfont: str  # core.render short name or path
+    humanise_strength: float = 1.0
+    audio_augment: bool = True
+
+
+DEFAULT_VARIANTS = (Variant("musescore", "musescore"), Variant("fluidr3", "fluidr3"))
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    midi_dir: Path
+    work_dir: Path
+    config: FeatureConfig
+    variants: tuple[Variant, ...] = DEFAULT_VARIANTS
+    base_seed: int = DEFAULT_BASE_SEED
+    max_seconds: float | None = None  # featurized audio per (piece, variant); None = all
+
+
+# ------------------------------------------------------------------ pieces list
+
+
+def read_sources(midi_dir: Path) -> list[Piece]:
+    """The collection's ``sources.csv`` (file,composer,title,year,duration_s,bytes)."""
+    path = Path(midi_dir) / "sources.csv"
+    if not path.is_file():
+        raise PackError(f"{path} not found: --midi-dir must be the piano-midi folder.")
+    return read_pieces(path)
+
+
+def read_pieces(path: Path) -> list[Piece]:
+    with Path(path).open(newline="", encoding="utf-8") as fh:
+        pieces = [
+            Piece(
+                file=row["file"],
+                composer=row["composer"],
+                title=row["title"],
+                year=str(row.get("year", "")),
+                duration_s=float(row["duration_s"]),
+                bytes=int(row["bytes"]),
+            )
+            for row in csv.DictReader(fh)
+        ]
+    return sorted(pieces, key=lambda p: (p.composer, natural_key(p.file)))
+
+
+def write_pieces(pieces: Sequence[Piece], path: Path) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(PIECES_COLUMNS)
+            for p in pieces:
+                w.writerow(
+                    [p.piece, p.file, p.composer, p.title, p.work, p.year, p.duration_s, p.bytes]
+                )
+
+    atomic_write(path, write)
+
+
+# ------------------------------------------------------------------ stage 1: render
+
+
+def audio_path(work_dir: Path, piece: Piece, variant: Variant) -> Path:
+    return Path(work_dir) / "audio" / f"{piece.slug}__{variant.name}.flac"
+
+
+def render_piece(piece: Piece, variant: Variant, opts: BuildOptions) -> tuple[Path, bool]:
+    """Render + augment one (piece, variant) unless cached; (audio path, computed?)."""
+    import soundfile as sf
+
+    from core import render
+
+    target = audio_path(opts.work_dir, piece, variant)
+    sidecar = target.with_suffix(".json")
+    if target.is_file() and sidecar.is_file():
+        return target, False
+    seed = render.seed_for(opts.base_seed, piece.piece, variant.name)
+    out = render.render_augmented(
+        Path(opts.midi_dir) / piece.file,
+        variant.soundfont,
+        opts.config.sample_rate,
+        seed,
+        humanise_strength=variant.humanise_strength,
+        audio_augment=variant.audio_augment,
+    )
+    y = trim_tail(out.samples, out.sample_rate)
+    atomic_write(target, lambda tmp: sf.write(tmp, y, out.sample_rate, format="FLAC"))
+    meta = {
+        "piece": piece.piece,
+        "variant": variant.name,
+        "soundfont": out.soundfont,
+        "seed": seed,
+        "sample_rate": out.sample_rate,
+        "seconds": round(len(y) / out.sample_rate, 3),
+        "augmentation": out.describe(),
+        "params": out.params(),
+    }
+    atomic_write(sidecar, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
+    return target, True
+
+
+def trim_tail(y: np.ndarray, sample_rate: int, floor_db: float = -60.0) -> np.ndarray:
+    """Drop the release tail fluidsynth renders after the music (below ``floor_db`` re peak)."""
+    loud = np.flatnonzero(np.abs(y) >= np.max(np.abs(y)) * 10 ** (floor_db / 20))
+    end = min(len(y), int(loud[-1]) + 1 + int(0.5 * sample_rate)) if loud.size else len(y)
+    return y[:end]
+
+
+# ------------------------------------------------------------------ stage 2: featurize
+
+
+def rows_path(work_dir: Path, config: FeatureConfig, piece: Piece, variant: Variant) -> Path:
+    key = f"{config.schema_id.replace('/', '-')}-{config.fingerprint()}"
+    return Path(work_dir) / "rows" / key / f"{piece.slug}__{variant.name}.parquet"
+
+
+def chunk_starts(seconds: float, max_seconds: float | None) -> list[tuple[float, float]]:
+    """(start, length) chunks to featurize: all of it, or evenly spread chunks summing to
+    at most ``max_seconds`` (long pieces would otherwise dominate the pack)."""
+    if max_seconds is None or seconds <= max_seconds:
+        return [(0.0, seconds)]
+    n = max(1, math.floor(max_seconds / CHUNK_SECONDS))
+    length = max_seconds / n
+    gap = (seconds - n * length) / n
+    return [(round(gap / 2 + i * (length + gap), 3), length) for i in range(n)]
+
+
+def featurize_piece(piece: Piece, variant: Variant, opts: BuildOptions) -> tuple[Path, bool]:
+    """Feature rows of one rendered (piece, variant) unless cached; (rows path, computed?)."""
+    import soundfile as sf
+
+    from core.featurize import featurize_audio
+
+    target = rows_path(opts.work_dir, opts.config, piece, variant)
+    if target.is_file():
+        return target, False
+    src = audio_path(opts.work_dir, piece, variant)
+    meta = json.loads(src.with_suffix(".json").read_text())
+    y, sr = sf.read(src, dtype="float32")
+    if sr != opts.config.sample_rate:
+        raise PackError(f"{src}: {sr} Hz audio, the feature config wants {opts.config.sample_rate}")
+    frames = []
+    for start, length in chunk_starts(len(y) / sr, opts.max_seconds):
+        a = round(start * sr)
+        part = featurize_audio(y[a : a + round(length * sr)], opts.config)
+        part["start_s"] = (part["start_s"] + np.float32(start)).astype(np.float32)
+        frames.append(part)
+    rows = pd.concat(frames, ignore_index=True)
+    rows["segment"] = np.arange(len(rows), dtype=np.int32)
+    features = [c for c in rows.columns if c not in ("segment", "start_s")]
+    rows[features] = rows[features].astype(np.float32)
+    head = pd.DataFrame(
+        {
+            "piece": piece.piece,
+            "composer": piece.composer,
+            "work": piece.work,
+            "title": piece.title,
+            "source": variant.name,
+            "augmentation": meta["augmentation"],
+        },
+        index=rows.index,
+    )
+    out = pd.concat([head, rows], axis=1)
+    atomic_write(target, lambda tmp: out.to_parquet(tmp, index=False))
+    return target, True
+
+
+# ------------------------------------------------------------------ the build loop
+
+
+@dataclass(frozen=True)
+class StageReport:
+    stage: str
+    jobs: int
+    computed: int
+    cpu_s: float  # summed over workers (process time of the jobs that ran)
+    wall_s: float
+    failures: tuple[str, ...]
+
+
+def _run_one(stage: str, piece: Piece, variant: Variant, opts: BuildOptions) -> tuple[bool, float]:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    t0 = _cpu_seconds()
+    fn = render_piece if stage == "render" else featurize_piece
+    _, computed = fn(piece, variant, opts)
+    return computed, _cpu_seconds() - t0
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process plus its waited-for children (fluidsynth runs as one)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_stage(
+    stage: str,
+    pieces: Sequence[Piece],
+    opts: BuildOptions,
+    workers: int = 2,
+    progress: Callable[[str], None] | None = print,
+) -> StageReport:
+    """Run ``render`` or ``featurize`` for every (piece, variant), at most ``workers`` processes,
+    longest pieces first (so the pool does not end on one long straggler)."""
+    if stage not in ("render", "featurize"):
+        raise ValueError(f"unknown stage {stage!r}")
+    jobs = [(p, v) for p in sorted(pieces, key=lambda p: -p.duration_s) for v in opts.variants]
+    t0 = time.monotonic()
+    computed, cpu, failures = 0, 0.0, []
+    with ProcessPoolExecutor(max_workers=max(1, min(2, workers))) as pool:
+        futures = {pool.submit(_run_one, stage, p, v, opts): (p, v) for p, v in jobs}
+        for done, fut in enumerate(as_completed(futures), start=1):
+            p, v = futures[fut]
+            try:
+                did, seconds = fut.result()
+                computed += did
+                cpu += seconds
+                status = f"{seconds:.1f} CPU-s" if did else "cached"
+            except Exception as exc:  # report and continue; the caller decides
+                failures.append(f"{p.piece} [{v.name}]: {exc}")
+                status = f"FAILED ({exc})"
+            if progress:
+                elapsed = time.monotonic() - t0
+                progress(
+                    f"{stage} [{done:>4}/{len(jobs)}] {elapsed:6.0f}s {p.piece} [{v.name}] {status}"
+                )
+    return StageReport(stage, len(jobs), computed, cpu, time.monotonic() - t0, tuple(failures))
+
+
+# ------------------------------------------------------------------ assemble + load
+
+
+def assemble(
+    pieces: Sequence[Piece],
+    opts: BuildOptions,
+    out_dir: Path,
+    command: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Concatenate cached rows into ``out_dir``: features.parquet, manifest.json, pieces.csv."""
+    frames = []
+    for p in pieces:
+        for v in opts.variants:
+            path = rows_path(opts.work_dir, opts.config, p, v)
+            if not path.is_file():
+                raise PackError(f"{p.piece} [{v.name}] is not featurized yet ({path}).")
+            frames.append(pd.read_parquet(path))
+    table = pd.concat(frames, ignore_index=True)
+    return write_table(table, pieces, opts, out_dir, command, extra)
+
+
+def write_table(
+    table: pd.DataFrame,
+    pieces: Sequence[Piece],
+    opts: BuildOptions,
+    out_dir: Path,
+    command: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    out_dir = Path(out_dir)
+    table = table.sort_values(["piece", "source", "segment"], kind="stable").reset_index(drop=True)
+    parquet = out_dir / "features.parquet"
+    atomic_write(
+        parquet,
+        lambda tmp: table.to_parquet(tmp, index=False, compression="zstd", compression_level=19),
+    )
+    write_pieces(pieces, out_dir / "pieces.csv")
+    features = [c for c in table.columns if c not in META_COLUMNS]
+    manifest = {
+        "format": PACK_FORMAT,
+        "feature_schema": opts.config.schema_id,
+        "feature_config": opts.config.model_dump(),
+        "feature_fingerprint": opts.config.fingerprint(),
+        "n_features": len(features),
+        "rows": len(table),
+        "pieces": int(table["piece"].nunique()),
+        "works": int(table["work"].nunique()),
+        "composers": int(table["composer"].nunique()),
+        "rows_per_composer": {k: int(n) for k, n in table["composer"].value_counts().items()},
+        "rows_per_source": {k: int(n) for k, n in table["source"].value_counts().items()},
+        "variants": [asdict(v) for v in opts.variants],
+        "base_seed": opts.base_seed,
+        "max_seconds_per_piece_variant": opts.max_seconds,
+        "licence": LICENCE,
+        "attribution": ATTRIBUTION,
+        "build_command": command,
+        "parquet_sha256": sha256(parquet),
+        "parquet_bytes": parquet.stat().st_size,
+        **(extra or {}),
+    }
+    atomic_write(
+        out_dir / "manifest.json",
+        lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n"),
+    )
+    return manifest
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+REBUILD_HINT = (
+    "Rebuild it with the current feature code: `composer build-pack --midi-dir PATH "
+    "--out {out}` (PATH: the piano-midi.de MIDI folder; `composer download-midi --dest PATH` "
+    "fetches it), or train without it: COMPOSER_USE_PACK=false."
+)
+
+
+def read_manifest(pack_dir: Path) -> dict[str, Any]:
+    path = Path(pack_dir) / "manifest.json"
+    if not path.is_file():
+        raise PackError(f"No pack at {pack_dir} (manifest.json missing). " + _hint(pack_dir))
+    return json.loads(path.read_text())
+
+
+def _hint(pack_dir: Path) -> str:
+    return REBUILD_HINT.format(out=pack_dir)
+
+
+def load_pack(pack_dir: Path, config: FeatureConfig, verify: bool = True) -> pd.DataFrame:
+    """The pack's rows (META_COLUMNS + features) for ``config``; refuses any other schema/config
+    and a parquet whose sha256 does not match its manifest."""
+    pack_dir = Path(pack_dir)
+    manifest = read_manifest(pack_dir)
+    if manifest.get("feature_schema") != config.schema_id:
+        raise PackError(
+            f"The pack at {pack_dir} was built with feature schema "
+            f"{manifest.get('feature_schema')}, this code computes {config.schema_id}. "
+            + _hint(pack_dir)
+        )
+    if manifest.get("feature_fingerprint") != config.fingerprint():
+        changed = {
+            k: (manifest.get("feature_config", {}).get(k), v)
+            for k, v in config.model_dump().items()
+            if manifest.get("feature_config", {}).get(k) != v
+        }
+        raise PackError(
+            f"The pack at {pack_dir} was built with another feature config "
+            f"(pack vs now: {changed}). " + _hint(pack_dir)
+        )
+    parquet = pack_dir / "features.parquet"
+    if not parquet.is_file():
+        raise PackError(f"{parquet} is missing. " + _hint(pack_dir))
+    if verify and sha256(parquet) != manifest.get("parquet_sha256"):
+        raise PackError(
+            f"{parquet} does not match the sha256 in its manifest (corrupt or edited; a git "
+            "LFS pointer?). Restore it from git or " + _hint(pack_dir)
+        )
+    table = pd.read_parquet(parquet)
+    if len(table) != manifest.get("rows"):
+        raise PackError(f"{parquet}: {len(table)} rows, the manifest says {manifest.get('rows')}.")
+    return table
+
+
+def select_pieces(pieces: Iterable[Piece], only: Sequence[str] | None = None) -> list[Piece]:
+    """All pieces, or those whose id or composer is in ``only``."""
+    pieces = list(pieces)
+    if not only:
+        return pieces
+    wanted = set(only)
+    chosen = [p for p in pieces if p.piece in wanted or p.composer in wanted]
+    if not chosen:
+        raise PackError(f"No piece matches {sorted(wanted)}.")
+    return chosen
