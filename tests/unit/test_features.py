@@ -13,6 +13,7 @@ from core.audio import SilentAudioError, from_array, load_audio
 from core.config import FeatureConfig
 from core.features import extract, feature_names, spectral_feature_names
 from core.featurize import featurize_audio
+from core.note_features import note_feature_names
 
 pytestmark = pytest.mark.unit
 
@@ -55,6 +56,14 @@ def test_default_spectral_block_has_118_features() -> None:
     assert len(set(names)) == len(names)
     assert names[0] == "mfcc_01_mean"
     assert names[-1] == "contrast_7_std"
+
+
+def test_schema_v4_is_the_spectral_block_then_the_note_block() -> None:
+    names = feature_names(CONFIG)
+    assert CONFIG.schema_version == 4
+    assert names == [*spectral_feature_names(CONFIG), *note_feature_names()]
+    assert len(names) == 118 + len(note_feature_names())
+    assert len(set(names)) == len(names)
 
 
 @pytest.mark.parametrize(
