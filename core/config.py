@@ -103,6 +103,20 @@ class Settings(BaseSettings):
         None, description="Default: HOME/spool (records kept while the database is unreachable)."
     )
     audio_store_dir: Path | None = Field(None, description="Default: HOME/audio.")
+    db_connect_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="Give up connecting to the database after this long."
+    )
+    db_statement_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="Longest a store statement may run (PostgreSQL statement_timeout, SQLite "
+        "busy timeout). A prediction or feedback is spooled when the database has not taken it "
+        "within connect + statement timeout.",
+    )
+    db_retry_interval_s: float = Field(
+        5.0, ge=0, le=600, description="After a database failure, spool without trying for this long."
+    )
 
     # The app.
     app_host: str = Field("127.0.0.1", description="Bind address (0.0.0.0 in containers).")

@@ -1,5 +1,5 @@
 """The prediction store on the local PostgreSQL server: round trip, nothing lost while the
-server is away, concurrent migrations."""
+server is away, concurrent migrations, the one-feedback migration on existing data."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from alembic import command
+from sqlalchemy import func, insert, select
 
 from core.store import (
     FEEDBACK,
     PREDICTIONS,
     PredictionStore,
+    alembic_config,
     current_revision,
     head_revision,
     make_engine,
@@ -44,8 +46,8 @@ def test_nothing_is_lost_while_the_server_is_away(postgres_url, tmp_path):
     down = PredictionStore(f"postgresql://postgres@127.0.0.1:{free_port()}/x", spool)
     records = [make_record(created_at=T0 + timedelta(seconds=i)) for i in range(3)]
     assert [down.record(r) for r in records] == [r.id for r in records]
-    down.add_feedback(records[1].id, "Debussy")
-    assert not down.healthy()
+    down.add_feedback(records[1].id, "Mozart")
+    assert down.health().status == "degraded" and not down.health().database
     files = down.spool_files()
     assert sum(len(f.read_text().splitlines()) for f in files) == 4
     down.close()
@@ -55,7 +57,7 @@ def test_nothing_is_lost_while_the_server_is_away(postgres_url, tmp_path):
         assert up.flush_spool() == 4
         frame = up.predictions()
         assert list(frame["id"]) == [r.id for r in records]
-        assert list(frame["true_composer"]) == [None, "Debussy", None]
+        assert list(frame["true_composer"]) == [None, "Mozart", None]
         assert frame.iloc[0]["probabilities"] == records[0].probabilities
         assert up.spool_files() == [] and list(spool.iterdir()) == []
         assert up.flush_spool() == 0
@@ -89,5 +91,29 @@ def test_concurrent_migrations_do_not_crash(postgres_url):
     try:
         with engine.connect() as connection:
             assert current_revision(connection) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_one_feedback_migration_keeps_the_latest_on_postgresql(postgres_url):
+    command.upgrade(alembic_config(postgres_url), "0002_monitoring")
+    engine = make_engine(postgres_url)
+    records = [make_record(), make_record()]
+    try:
+        with engine.begin() as connection:
+            for record in records:
+                connection.execute(insert(PREDICTIONS).values(**record.row()))
+            for i, (record, composer) in enumerate(
+                [(records[0], "Chopin"), (records[0], "Mozart"), (records[1], "Bach")]
+            ):
+                row = {"uid": f"{i:032d}", "prediction_id": record.id, "composer": composer}
+                connection.execute(
+                    insert(FEEDBACK).values(**row, created_at=T0 + timedelta(minutes=i))
+                )
+        migrate(postgres_url)
+        with engine.connect() as connection:
+            assert current_revision(connection) == head_revision()
+            rows = connection.execute(select(FEEDBACK.c.prediction_id, FEEDBACK.c.composer))
+            assert dict(rows.all()) == {records[0].id: "Mozart", records[1].id: "Bach"}
     finally:
         engine.dispose()

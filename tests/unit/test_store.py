@@ -1,8 +1,12 @@
-"""The prediction store on SQLite: migrations, round trip, time windows, spool, kept audio."""
+"""The prediction store on SQLite: migrations, round trip, time windows, checks before a record
+is acknowledged, bounded feedback, the spool (outages, dead letters, crashed flushes), health,
+kept audio."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +15,7 @@ import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, insert, inspect, select
 
 from core.config import Settings
 from core.predict import Prediction
@@ -20,12 +24,16 @@ from core.store import (
     PREDICTIONS,
     VERSION_TABLE,
     Base,
+    FeedbackError,
     PredictionRecord,
     PredictionStore,
+    RecordError,
+    alembic_config,
     current_revision,
     head_revision,
     make_engine,
     migrate,
+    open_store,
     store_audio,
 )
 
@@ -56,8 +64,8 @@ def check_round_trip(store: PredictionStore) -> None:
     second = make_record("Liszt", created_at=T0 + timedelta(minutes=1), source="microphone")
     assert store.record(first) == first.id
     assert store.record(second) == second.id
-    store.add_feedback(first.id, "Handel")
-    store.add_feedback(first.id, "Scarlatti")
+    store.add_feedback(first.id, "Chopin")
+    store.add_feedback(first.id, "other:Domenico Scarlatti")  # replaces the first
 
     frame = store.predictions()
     assert list(frame["id"]) == [first.id, second.id]
@@ -73,10 +81,17 @@ def check_round_trip(store: PredictionStore) -> None:
     assert row["audio_path"] == "/kept/abc.wav"
     assert row["created_at"] == pd.Timestamp(T0)
     assert str(frame["created_at"].dt.tz) == "UTC"
-    assert row["true_composer"] == "Scarlatti"
+    assert row["true_composer"] == "other:Domenico Scarlatti"
     assert frame.iloc[1]["true_composer"] is None
     assert frame.iloc[1]["audio_path"] is None
-    assert store.healthy()
+    health = store.health()
+    assert (health.status, health.database, health.spooled, health.http_status) == (
+        "ok",
+        True,
+        0,
+        200,
+    )
+    assert count_rows(store, FEEDBACK) == 1  # one feedback per prediction
 
     with pytest.raises(KeyError, match="no prediction"):
         store.add_feedback("0" * 32, "Bach")
@@ -102,7 +117,7 @@ def test_migrate_twice_is_idempotent_and_matches_the_models(sqlite_url):
         with engine.connect() as connection:
             tables = set(inspect(connection).get_table_names())
             assert {"predictions", "feedback", VERSION_TABLE} <= tables
-            assert current_revision(connection) == head_revision() == "0002_monitoring"
+            assert current_revision(connection) == head_revision() == "0003_one_feedback"
             context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
             assert compare_metadata(context, Base.metadata) == []  # migration == models
     finally:
@@ -163,14 +178,33 @@ def test_record_from_prediction_and_validation():
         make_record(source="carrier-pigeon")
 
 
+def count_rows(store: PredictionStore, table) -> int:
+    with store.engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(table)).scalar()
+
+
+def unreachable(tmp_path, spool) -> PredictionStore:
+    """A store whose database cannot be opened (a directory is no SQLite file)."""
+    return PredictionStore(f"sqlite:///{tmp_path}", spool, retry_interval=0)
+
+
+def wait_drained(store: PredictionStore, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while store.spool_files() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_spool_when_unreachable_then_flush_once(tmp_path, sqlite_url):
     spool = tmp_path / "spool"
-    # A directory cannot be opened as a SQLite database: "unable to open database file".
-    down = PredictionStore(f"sqlite:///{tmp_path}", spool)
+    down = unreachable(tmp_path, spool)
     records = [make_record(created_at=T0 + timedelta(seconds=i)) for i in range(3)]
     assert [down.record(r) for r in records] == [r.id for r in records]
-    down.add_feedback(records[0].id, "Haydn")  # cannot be checked: spooled as well
-    assert not down.healthy()
+    down.add_feedback(records[0].id, "Mozart")  # checked against the spooled prediction
+    with pytest.raises(FeedbackError, match="not a composer this model knows"):
+        down.add_feedback(records[0].id, "Haydn")
+    health = down.health()
+    assert (health.status, health.database, health.spooled) == ("degraded", False, 4)
+    assert "spooling 4 records, 0 dead letters" in health.message and health.http_status == 200
     files = down.spool_files()
     assert len(files) == 1 and len(files[0].read_text().splitlines()) == 4
     backup = tmp_path / "backup.jsonl"
@@ -178,7 +212,7 @@ def test_spool_when_unreachable_then_flush_once(tmp_path, sqlite_url):
 
     up = PredictionStore(sqlite_url, spool)
     assert up.flush_spool() == 4
-    assert up.spool_files() == []
+    assert up.spool_files() == [] and up.health().status == "ok"
     # A crash after the commit but before the spool file was deleted: flushing it again
     # writes nothing new.
     shutil.copy(backup, files[0])
@@ -186,23 +220,196 @@ def test_spool_when_unreachable_then_flush_once(tmp_path, sqlite_url):
     assert up.flush_spool() == 0
     frame = up.predictions()
     assert list(frame["id"]) == [r.id for r in records]
-    assert list(frame["true_composer"]) == ["Haydn", None, None]
-    with up.engine.connect() as connection:
-        assert connection.execute(select(func.count()).select_from(PREDICTIONS)).scalar() == 3
-        assert connection.execute(select(func.count()).select_from(FEEDBACK)).scalar() == 1
+    assert list(frame["true_composer"]) == ["Mozart", None, None]
+    assert count_rows(up, PREDICTIONS) == 3 and count_rows(up, FEEDBACK) == 1
+
+
+def test_a_failed_flush_then_more_writes_lose_nothing(tmp_path, sqlite_url):
+    """The old bug: a flush during an outage claimed the spool file and failed; the writer
+    recreated the same name; the next flush renamed it over the unflushed claim."""
+    spool = tmp_path / "spool"
+    down = unreachable(tmp_path, spool)
+    first = [make_record(created_at=T0 + timedelta(seconds=i)) for i in range(3)]
+    for record in first:
+        down.record(record)
+    assert down.flush_spool() == 0  # fails: the claim is given back, not lost
+    second = [make_record(created_at=T0 + timedelta(seconds=10 + i)) for i in range(3)]
+    for record in second:
+        down.record(record)
+    assert down.flush_spool() == 0
+    assert down.health().spooled == 6
+    names = [p.name for p in down.spool_files()]
+    assert len(names) == len(set(names)) >= 2  # claims and new segments, never one name twice
+
+    up = PredictionStore(sqlite_url, spool)
+    assert up.flush_spool() == 6
+    assert list(up.predictions()["id"]) == [r.id for r in first + second]
+    assert up.spool_files() == []
 
 
 def test_record_drains_the_spool_by_itself(tmp_path, sqlite_url):
     spool = tmp_path / "spool"
-    down = PredictionStore(f"sqlite:///{tmp_path}", spool)
+    down = unreachable(tmp_path, spool)
     spooled = make_record(created_at=T0)
     down.record(spooled)
     up = PredictionStore(sqlite_url, spool)
-    up.add_feedback(spooled.id, "Brahms")  # known from the spool: no KeyError
-    up.record(make_record(created_at=T0 + timedelta(seconds=1)))
+    up.add_feedback(spooled.id, "Chopin")  # known from the spool: no KeyError
+    up.record(make_record(created_at=T0 + timedelta(seconds=1)))  # starts a background flush
+    wait_drained(up)
     assert up.spool_files() == []
     frame = up.predictions()
-    assert len(frame) == 2 and frame.iloc[0]["true_composer"] == "Brahms"
+    assert len(frame) == 2 and frame.iloc[0]["true_composer"] == "Chopin"
+
+
+def test_a_row_the_database_refuses_is_set_aside_while_the_rest_drains(tmp_path, sqlite_url):
+    spool = tmp_path / "spool"
+    down = unreachable(tmp_path, spool)
+    good = [make_record(created_at=T0 + timedelta(seconds=i)) for i in range(3)]
+    for record in good:
+        down.record(record)
+    # What an older version could spool: feedback the database refuses (NOT NULL), and a line
+    # that is not JSON at all.
+    poison = {
+        "uid": "f" * 32,
+        "prediction_id": good[0].id,
+        "composer": None,
+        "created_at": T0.isoformat(),
+    }
+    down.spool.append({"kind": "feedback", "attempts": 0, "data": poison})
+    down.add_feedback(good[1].id, "Bach")
+    with open(down.spool_files()[0], "ab") as handle:
+        handle.write(b"{not json\n")
+
+    up = PredictionStore(sqlite_url, spool)
+    assert up.flush_spool() == 4
+    assert up.spool_files() == []
+    assert list(up.predictions()["true_composer"]) == [None, "Bach", None]
+    health = up.health()
+    assert (health.status, health.dead_letters, health.spooled) == ("degraded", 2, 0)
+    letters = [
+        json.loads(line) for p in spool.glob("dead-*.jsonl") for line in p.read_text().splitlines()
+    ]
+    reasons = sorted(letter["reason"] for letter in letters)
+    assert reasons[0].startswith("IntegrityError: NOT NULL constraint failed: feedback.composer")
+    assert reasons[1].startswith("unreadable")
+    assert (
+        json.loads(next(x["line"] for x in letters if "Integrity" in x["reason"]))["data"] == poison
+    )
+
+
+def test_a_claim_left_by_a_dead_flusher_is_recovered_once(tmp_path, sqlite_url):
+    spool = tmp_path / "spool"
+    down = unreachable(tmp_path, spool)
+    records = [make_record(created_at=T0 + timedelta(seconds=i)) for i in range(4)]
+    for record in records[:2]:
+        down.record(record)
+    up = PredictionStore(sqlite_url, spool)
+    assert up.flush_spool() == 2
+    # Flusher 1 claimed a file, wrote its rows and died before deleting it; flusher 2 claimed
+    # a file and died before writing anything. Their claimed files stay, nobody holds them.
+    done = spool / "claimed-1-dead-flusher.jsonl"
+    done.write_text(
+        "".join(json.dumps({"kind": "prediction", "data": r.to_json()}) + "\n" for r in records[:2])
+    )
+    for record in records[2:]:
+        down.record(record)
+    crashed = down.spool.claim_all()
+    assert len(crashed) == 2  # the dead flusher's file, and the segment just written
+    live = [c for c in crashed if c.path != done]
+    down.spool.release(next(c for c in crashed if c.path == done))
+    # A live flush holds its claim: nobody else takes it.
+    # The dead flusher's file is taken (its rows are there already: nothing written twice).
+    assert up.flush_spool() == 0 and up.spool_files() == [live[0].path]
+    for claim in live:
+        down.spool.release(claim)  # ... then it dies
+    assert up.flush_spool() == 2
+    assert up.spool_files() == []
+    assert list(up.predictions()["id"]) == [r.id for r in records]
+    assert count_rows(up, PREDICTIONS) == 4
+
+
+def test_feedback_is_bounded_and_one_per_prediction(store):
+    record = make_record("Bach")
+    store.record(record)
+    for bad, message in [
+        ("", "Choose the composer"),
+        ("Haydn", "not a composer this model knows"),
+        ("B" * 20_000_000, "too long"),
+        ("Ba\x00ch", "control characters"),
+        ("other:", "other composer's name"),
+        ("other:" + "x" * 61, "too long"),
+        ("other:Sa\x07tie", "control characters"),
+    ]:
+        with pytest.raises(FeedbackError, match=message):
+            store.add_feedback(record.id, bad)
+    first = store.add_feedback(record.id, "Chopin")
+    assert store.add_feedback(record.id, "  OTHER:  Erik Satie ").composer == "other:Erik Satie"
+    assert count_rows(store, FEEDBACK) == 1
+    assert store.predictions().iloc[0]["true_composer"] == "other:Erik Satie"
+    # An older feedback replayed (a late spool) does not replace a newer one.
+    with store.engine.begin() as connection:
+        from core.store.writes import upsert_feedback
+
+        assert upsert_feedback(connection, first) == 0
+    assert store.predictions().iloc[0]["true_composer"] == "other:Erik Satie"
+    with pytest.raises(KeyError, match="no prediction"):
+        store.add_feedback("0" * 32, "Bach")
+
+
+def test_records_that_would_not_fit_are_refused_before_they_are_acknowledged():
+    with pytest.raises(RecordError, match="composer is too long"):
+        make_record("x" * 200)
+    with pytest.raises(RecordError, match="control characters"):
+        make_record("Bach\x00")
+    with pytest.raises(RecordError, match="model_version"):
+        make_record(model_version="9" * 65)
+
+
+def test_migration_keeps_the_latest_feedback_of_existing_data(sqlite_url):
+    from alembic import command
+
+    engine = make_engine(sqlite_url)  # creates the database's folder
+    command.upgrade(alembic_config(sqlite_url), "0002_monitoring")
+    record = make_record()
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(PREDICTIONS).values(**record.row()))
+            for i, composer in enumerate(["Chopin", "Mozart", "Bach"]):
+                connection.execute(
+                    insert(FEEDBACK).values(
+                        uid=f"{i:032d}",
+                        prediction_id=record.id,
+                        composer=composer,
+                        created_at=T0 + timedelta(minutes=(1, 3, 2)[i]),
+                    )
+                )
+        migrate(sqlite_url)
+        with engine.connect() as connection:
+            rows = connection.execute(select(FEEDBACK.c.composer)).all()
+            assert current_revision(connection) == head_revision()
+        assert [r[0] for r in rows] == ["Mozart"]  # the latest one
+    finally:
+        engine.dispose()
+
+
+def test_health_is_down_when_nothing_can_be_kept(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    store = PredictionStore(f"sqlite:///{tmp_path}", blocker / "spool")
+    health = store.health()
+    assert (health.status, health.http_status, health.database) == ("down", 503, False)
+
+
+def test_open_store_takes_everything_from_settings(tmp_path):
+    settings = Settings(
+        home=tmp_path, db_connect_timeout_s=1.5, db_statement_timeout_s=2.5, db_retry_interval_s=7
+    )
+    store = open_store(settings)
+    try:
+        assert store.spool_dir == settings.spool_dir and store.url == settings.database_url
+        assert (store.call_timeout, store.retry_interval) == (4.0, 7)
+    finally:
+        store.close()
 
 
 def test_store_audio_keeps_a_copy_under_a_generated_name(tmp_path):
