@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     musicnet_dir: Path | None = Field(None, description="Default: HOME/musicnet.")
     musicnet_base_url: str = Field("https://zenodo.org", description="Zenodo (or a mirror).")
     musicnet_record: int = 5120004
+    midi_base_url: str = Field(
+        "http://www.piano-midi.de/midis",
+        description="Where `composer download-midi` fetches the pack's MIDI files: "
+        "{midi_base_url}/{file} for each file of data/pack/pieces.csv (<Composer>/<name>.mid).",
+    )
 
     mlflow_tracking_uri: str | None = Field(None, description="Default: sqlite:///HOME/mlflow.db")
     mlflow_artifact_root: Path | None = Field(None, description="Default: HOME/mlartifacts")
