@@ -242,17 +242,19 @@ def refuse_non_audio(head: bytes, name: str) -> None:
 
 
 def _as_text(head: bytes) -> str | None:
-    """The head decoded when it is plainly text: no NUL and valid UTF-8 (a cut multi-byte
-    character at the end is allowed), or almost only printable ASCII."""
+    """The head decoded when it is plainly text: no NUL, UTF-8 (a multi-byte character cut
+    at the end is allowed) or else Latin-1, and almost no control characters."""
     if b"\x00" in head:
         return None
     try:
-        return head.decode("utf-8")
+        text = head.decode("utf-8")
     except UnicodeDecodeError as error:
         if error.start >= len(head) - 3 and error.reason.startswith("unexpected end"):
-            return head[: error.start].decode("utf-8")
-    printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in head)
-    return head.decode("latin-1") if printable >= 0.98 * len(head) else None
+            text = head[: error.start].decode("utf-8")
+        else:
+            text = head.decode("latin-1")
+    controls = sum((ord(c) < 32 and c not in "\t\n\r\f") or 127 <= ord(c) < 160 for c in text)
+    return text if text and controls <= 0.02 * len(text) else None
 
 
 def check_header(name: str, rate: float, channels: int, container: str = "header") -> None:
