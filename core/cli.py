@@ -440,6 +440,19 @@ def info() -> None:
         table.add_row(key, str(getattr(settings, key)))
     table.add_row("features", settings.features.schema_id + " " + settings.features.fingerprint())
     table.add_row("workers", str(settings.n_workers))
+    from sqlalchemy.engine import make_url
+
+    from core.store import open_store
+
+    store = open_store(settings)
+    try:
+        health = store.health()
+    finally:
+        store.close()
+    database = make_url(settings.database_url).render_as_string()  # password hidden
+    table.add_row("prediction store", f"{health.status}: {database}")
+    table.add_row("spool", f"{health.spooled} records waiting in {settings.spool_dir}")
+    table.add_row("dead letters", f"{health.dead_letters} (rows the database refused)")
     out.print(table)
     try:
         client = registry.connect(settings)

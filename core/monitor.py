@@ -35,7 +35,7 @@ from typing import Any
 import pandas as pd
 
 from core.config import Settings
-from core.store import PredictionStore
+from core.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def summarize_window(
 ) -> dict:
     """Row count, predicted-composer mix, feedback and accuracy on feedback in [start, end)
     (no model, no Evidently: a quick look)."""
-    store = PredictionStore(settings.database_url, settings.spool_dir)
+    store = open_store(settings)
     try:
         frame = store.predictions(start, end)
     finally:
@@ -125,7 +125,7 @@ def run_monitoring(
 
     start, end = _as_utc(start), _as_utc(end)
     min_rows = int(min_rows or settings.monitor_min_rows)
-    store = PredictionStore(settings.database_url, settings.spool_dir)
+    store = open_store(settings)
     try:
         predictions = store.predictions(start, end)
         try:

@@ -141,7 +141,7 @@ def simulate(
     from gradio_client import Client, handle_file
 
     from core.registry import load_version
-    from core.store import PredictionStore
+    from core.store import open_store
 
     if not 0 <= feedback_rate <= 1:
         raise ValueError("feedback_rate must be within [0, 1]")
@@ -150,7 +150,7 @@ def simulate(
     first = (start or today - timedelta(days=days)).astimezone(UTC)
     rng = np.random.default_rng(seed)
     client = Client(url, verbose=False, download_files=False, analytics_enabled=False)
-    store = PredictionStore(settings.database_url, settings.spool_dir)
+    store = open_store(settings)
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix=f"composer-sim-{mode}-") as tmp:

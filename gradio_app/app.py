@@ -13,13 +13,21 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pandas as pd
+from fastapi.responses import JSONResponse
 
 from core.audio import AudioError
 from core.config import Settings
 from core.datasets import demo
 from core.featurize import warm_up
 from core.serving import ChampionService, ModelUnavailable, Served
-from core.store import PredictionRecord, PredictionStore, store_audio
+from core.store import (
+    OTHER_PREFIX,
+    FeedbackError,
+    PredictionRecord,
+    PredictionStore,
+    open_store,
+    store_audio,
+)
 from core.workers import PredictionWorkers, WorkerCrashed
 
 # Gradio re-summarises its last 10,000 events in a DataFrame after every event, for a
@@ -72,16 +80,22 @@ def build(
             gr.update(choices=[*served.model.labels, NOT_LISTED], value=None),
         )
 
-    def feedback(prediction_id: str | None, composer: str | None) -> str:
+    def feedback(
+        prediction_id: str | None, composer: str | None, other_name: str | None = None
+    ) -> str:
+        """A composer the model knows, or "Someone else" with a name (API: ``other:<name>``);
+        the store checks it and keeps one feedback per prediction (a second one replaces it)."""
         if not prediction_id:
             raise gr.Error("Make a prediction first, then say who the composer really was.")
-        if not composer:
-            raise gr.Error("Choose the composer it really was.")
+        if composer == NOT_LISTED:
+            composer = OTHER_PREFIX + (other_name or "")
         try:
-            store.add_feedback(prediction_id, composer)
+            saved = store.add_feedback(prediction_id, composer or "")
+        except FeedbackError as error:
+            raise gr.Error(str(error)) from error
         except KeyError as error:
-            raise gr.Error(f"Unknown prediction {prediction_id}.") from error
-        return f"Thanks: recorded **{composer}** for prediction `{prediction_id[:8]}`."
+            raise gr.Error(f"Unknown prediction {prediction_id[:40]!r}.") from error
+        return f"Thanks: recorded **{saved.composer}** for prediction `{prediction_id[:8]}`."
 
     def status() -> str:
         try:
@@ -128,6 +142,9 @@ def build(
                 truth = gr.Dropdown(
                     label="The composer really was", choices=[], allow_custom_value=True
                 )
+                other = gr.Textbox(
+                    label="If someone else: the composer's name", max_length=60, max_lines=1
+                )
                 send = gr.Button("Save feedback")
             thanks = gr.Markdown()
         with gr.Accordion("Details (JSON, as the API returns it)", open=False):
@@ -142,7 +159,9 @@ def build(
             api_name="predict",
             concurrency_limit=settings.app_concurrency,
         )
-        send.click(feedback, inputs=[prediction_id, truth], outputs=thanks, api_name="feedback")
+        send.click(
+            feedback, inputs=[prediction_id, truth, other], outputs=thanks, api_name="feedback"
+        )
         page.load(status, outputs=card, api_visibility="private")
         gr.Timer(max(settings.app_model_ttl_s, 5)).tick(
             status, outputs=card, api_visibility="private"
@@ -215,7 +234,7 @@ def launch(
 ) -> Running:
     """Start the server as configured (tests pass their own service/store and block=False)."""
     service = service or ChampionService(settings)
-    store = store or PredictionStore(settings.database_url, settings.spool_dir)
+    store = store or open_store(settings)
     workers = PredictionWorkers(settings).start(_warm_up(service))
     page = build(settings, service, store, workers)
     auth = tuple(settings.app_auth.split(":", 1)) if settings.app_auth else None
@@ -242,6 +261,7 @@ def launch(
                 f"servers?). Still serving locally on {local_url}.",
                 flush=True,
             )
+    _add_health_route(page, store)
     running = Running(page, local_url, service, store, workers)
     if block:
         signal.signal(signal.SIGTERM, _interrupt)  # Cloud Run, docker stop: shut down cleanly
@@ -250,6 +270,18 @@ def launch(
         finally:
             workers.close()
     return running
+
+
+def _add_health_route(page: gr.Blocks, store: PredictionStore) -> None:
+    """``GET /health`` on Gradio's own FastAPI app (no login needed, for load balancers):
+    the store's typed health as JSON; 200 while predictions are kept (``ok``, or ``degraded``
+    while the database is away and records are spooled), 503 when they cannot be (``down``)."""
+
+    def health() -> JSONResponse:
+        state = store.health()
+        return JSONResponse(state.as_dict(), status_code=state.http_status)
+
+    page.app.add_api_route("/health", health, methods=["GET"])
 
 
 def _interrupt(*_) -> None:

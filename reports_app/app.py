@@ -24,14 +24,14 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from core.config import Settings
 from core.monitor import NOT_ENOUGH, RETRAIN, reports_dir, window_folder
-from core.store import PredictionStore
+from core.store import open_store
 
 TOP_COMPOSERS = 6
 DECISION_COLOURS = {RETRAIN: "#c0392b", "no action": "#27ae60", NOT_ENOUGH: "#7f8c8d"}
 
 
 def create_app(settings: Settings) -> FastAPI:
-    store = PredictionStore(settings.database_url, settings.spool_dir)
+    store = open_store(settings)
     base = reports_dir(settings)
 
     @asynccontextmanager
@@ -70,8 +70,11 @@ def create_app(settings: Settings) -> FastAPI:
         return FileResponse(target)
 
     @app.get("/health")
-    def health() -> dict:
-        return {"status": "ok" if store.healthy() else "database unreachable"}
+    def health() -> JSONResponse:
+        """The store's typed health; 503 when the database is unreachable (this page only
+        reads from it; the spool belongs to the app)."""
+        state = store.health()
+        return JSONResponse(state.as_dict(), status_code=200 if state.database else 503)
 
     return app
 
