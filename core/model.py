@@ -69,6 +69,8 @@ class ComposerPyfunc(mlflow.pyfunc.PythonModel):
     def __init__(self, model: ComposerModel):
         self.model = model
 
-    def predict(self, context, model_input, params=None):
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
         proba = self.model.predict_proba(pd.DataFrame(model_input))
         return pd.DataFrame(proba, columns=self.model.labels)
