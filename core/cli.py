@@ -608,6 +608,108 @@ def simulate(
         )
 
 
+# --- the repertoire pack (build-time commands: need fluidsynth, SoundFonts, the MIDI files)
+
+
+def _pack_options(midi_dir: Path, work_dir: Path | None, max_seconds: float | None):
+    from core.datasets import pack
+
+    settings = _settings()
+    return pack.BuildOptions(
+        midi_dir=midi_dir,
+        work_dir=work_dir or settings.home / "pack-work",
+        config=settings.features,
+        max_seconds=max_seconds if max_seconds and max_seconds > 0 else None,
+    )
+
+
+@app.command("build-pack")
+def build_pack(
+    midi_dir: Annotated[Path, typer.Option(help="piano-midi folder: sources.csv + MIDI files.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Pack folder.")] = Path("data/pack"),
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Resumable cache (default: HOME/pack-work).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=2, help="Processes (at most 2).")] = 2,
+    max_seconds: Annotated[
+        float, typer.Option(help="Featurized seconds per piece and SoundFont (0 = all).")
+    ] = 120.0,
+    only: Annotated[
+        list[str] | None, typer.Option(help="Only these composers or piece ids (repeatable).")
+    ] = None,
+) -> None:
+    """Render every piece with two SoundFonts (augmented), featurize, write the pack."""
+    from core.datasets import pack
+    from core.render import RenderError
+
+    try:
+        opts = _pack_options(midi_dir, work_dir, max_seconds)
+        pieces = pack.select_pieces(pack.read_sources(midi_dir), only)
+        console.print(f"{len(pieces)} pieces x {len(opts.variants)} SoundFonts -> {opts.work_dir}")
+        command = " ".join(["composer", *sys.argv[1:]])
+        manifest = pack.build(pieces, opts, out_dir, command, workers)
+    except (pack.PackError, RenderError) as error:
+        _fail(error)
+    console.print(
+        f"pack: {manifest['rows']} rows, {manifest['pieces']} pieces, {manifest['composers']} "
+        f"composers, {manifest['parquet_bytes'] / 1e6:.1f} MB -> [bold]{out_dir}[/] "
+        f"(CPU-s: {manifest['build_cpu_s']})"
+    )
+
+
+@app.command("build-shifted")
+def build_shifted(
+    midi_dir: Annotated[Path, typer.Option(help="piano-midi folder: sources.csv + MIDI files.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("data/shifted"),
+    demo_manifest: Annotated[
+        Path | None, typer.Option(help="Default: the demo corpus's manifest.csv.")
+    ] = None,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Resumable cache (default: HOME/pack-work).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=2, help="Processes (at most 2).")] = 2,
+) -> None:
+    """The shifted bench set: every demo excerpt again, TimGM6mb and humanised."""
+    from core.datasets import pack
+    from core.render import RenderError
+
+    try:
+        opts = _pack_options(midi_dir, work_dir, None)
+        excerpts = pack.read_demo_excerpts(demo_manifest or _settings().demo_dir / "manifest.csv")
+        manifest = pack.build_shifted(
+            excerpts, opts, out_dir, " ".join(["composer", *sys.argv[1:]]), workers
+        )
+    except (pack.PackError, RenderError) as error:
+        _fail(error)
+    console.print(
+        f"shifted set: {manifest['rows']} rows, {manifest['recordings']} recordings -> "
+        f"[bold]{out_dir}[/] (CPU-s: {manifest['cpu_s']})"
+    )
+
+
+@app.command("download-midi")
+def download_midi(
+    dest: Annotated[Path, typer.Option(help="Folder to fill with <Composer>/<name>.mid.")],
+    base_url: Annotated[
+        str | None, typer.Option(help="Default: setting midi_base_url; fetches {URL}/{file}.")
+    ] = None,
+    pieces_csv: Annotated[
+        Path | None, typer.Option(help="Default: the shipped pack's pieces.csv.")
+    ] = None,
+) -> None:
+    """Fetch the pack's MIDI files (resumable, size- and sha256-checked) + sources.csv."""
+    from core.datasets import pack
+    from core.download import DownloadError
+
+    settings = _settings()
+    try:
+        pieces = pack.read_pieces(pieces_csv or settings.pack_dir / "pieces.csv")
+        paths = pack.download_midi(pieces, base_url or settings.midi_base_url, dest, progress=True)
+    except (DownloadError, pack.PackError, OSError) as error:
+        _fail(error)
+    console.print(f"{len(paths)} MIDI files ready in [bold]{dest}[/]")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -196,12 +196,26 @@ def _events(path: str | Path) -> tuple[list[tuple[float, Any]], float]:
 
 
 def humanise_midi(
-    src: str | Path, dest: str | Path, h: Humanise, rng: np.random.Generator
+    src: str | Path,
+    dest: str | Path,
+    h: Humanise,
+    rng: np.random.Generator,
+    until_s: float | None = None,
 ) -> TimeMap:
-    """Write ``src`` humanised by ``h`` to ``dest`` (one track, fixed tempo); the time map."""
+    """Write ``src`` humanised by ``h`` to ``dest`` (one track, fixed tempo); the time map.
+
+    ``until_s`` (original seconds) cuts the piece there with all notes and the pedal off, so
+    an excerpt near the start does not pay for rendering the whole piece.
+    """
     import mido
 
     events, end = _events(src)
+    if until_s is not None and until_s < end:
+        events = [(t, m) for t, m in events if t < until_s]
+        channels = sorted({m.channel for _, m in events if hasattr(m, "channel")}) or [0]
+        for ch in channels:
+            events.append((until_s, mido.Message("control_change", channel=ch, control=64)))
+            events.append((until_s, mido.Message("control_change", channel=ch, control=123)))
     tmap = time_map(h, end)
     times = np.array([t for t, _ in events], dtype=np.float64)
     warped = tmap(times) if len(times) else times
@@ -376,6 +390,7 @@ def render_augmented(
     *,
     humanise_strength: float = 1.0,
     audio_augment: bool = True,
+    until_s: float | None = None,
 ) -> Rendered:
     """Humanise the MIDI, render it, augment the audio; all draws from ``seed``."""
     rng = np.random.default_rng(seed)
@@ -383,7 +398,7 @@ def render_augmented(
     aug = AudioAugment.draw(rng) if audio_augment else None
     with tempfile.TemporaryDirectory(prefix="humanise_") as tmp:
         midi = Path(tmp) / "humanised.mid"
-        tmap = humanise_midi(midi_path, midi, h, rng)
+        tmap = humanise_midi(midi_path, midi, h, rng, until_s)
         y = render_midi(midi, soundfont, sample_rate)
     if aug is not None:
         y = aug.apply(y, sample_rate)

@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,18 @@ META_COLUMNS = [
     "segment",
     "start_s",
 ]
-PIECES_COLUMNS = ["piece", "file", "composer", "title", "work", "year", "duration_s", "bytes"]
+PIECES_COLUMNS = [
+    "piece",
+    "file",
+    "composer",
+    "title",
+    "work",
+    "year",
+    "duration_s",
+    "bytes",
+    "sha256",
+]
+SOURCES_COLUMNS = ["file", "composer", "title", "year", "duration_s", "bytes"]
 DEFAULT_BASE_SEED = 20260
 CHUNK_SECONDS = 60.0  # long pieces: featurize evenly spread chunks of this length
 
@@ -68,6 +79,7 @@ class Piece:
     year: str
     duration_s: float
     bytes: int
+    sha256: str = ""  # of the MIDI file (the downloader verifies it)
 
     @property
     def piece(self) -> str:
@@ -113,7 +125,14 @@ def read_sources(midi_dir: Path) -> list[Piece]:
     path = Path(midi_dir) / "sources.csv"
     if not path.is_file():
         raise PackError(f"{path} not found: --midi-dir must be the piano-midi folder.")
-    return read_pieces(path)
+    pieces = read_pieces(path)
+    missing = [p.file for p in pieces if not (Path(midi_dir) / p.file).is_file()]
+    if missing:
+        raise PackError(
+            f"{len(missing)} MIDI files listed in {path} are missing (first: {missing[0]}); "
+            "fetch them with `composer download-midi --dest DIR`."
+        )
+    return [replace(p, sha256=sha256(Path(midi_dir) / p.file)) for p in pieces]
 
 
 def read_pieces(path: Path) -> list[Piece]:
@@ -126,6 +145,7 @@ def read_pieces(path: Path) -> list[Piece]:
                 year=str(row.get("year", "")),
                 duration_s=float(row["duration_s"]),
                 bytes=int(row["bytes"]),
+                sha256=row.get("sha256") or "",
             )
             for row in csv.DictReader(fh)
         ]
@@ -138,9 +158,7 @@ def write_pieces(pieces: Sequence[Piece], path: Path) -> None:
             w = csv.writer(fh, lineterminator="\n")
             w.writerow(PIECES_COLUMNS)
             for p in pieces:
-                w.writerow(
-                    [p.piece, p.file, p.composer, p.title, p.work, p.year, p.duration_s, p.bytes]
-                )
+                w.writerow([getattr(p, c) for c in PIECES_COLUMNS])
 
     atomic_write(path, write)
 
@@ -317,6 +335,31 @@ def run_stage(
     return StageReport(stage, len(jobs), computed, cpu, time.monotonic() - t0, tuple(failures))
 
 
+def build(
+    pieces: Sequence[Piece],
+    opts: BuildOptions,
+    out_dir: Path,
+    command: str,
+    workers: int = 2,
+    progress: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
+    """Render, featurize and assemble: the whole pack build (each stage resumable)."""
+    reports = [run_stage(stage, pieces, opts, workers, progress) for stage in STAGES]
+    failures = [f for r in reports for f in r.failures]
+    if failures:
+        raise PackError(
+            f"{len(failures)} jobs failed (rerun to retry only those): " + "; ".join(failures[:5])
+        )
+    extra = {
+        "build_cpu_s": {r.stage: round(r.cpu_s, 1) for r in reports},
+        "build_computed": {r.stage: r.computed for r in reports},
+    }
+    return assemble(pieces, opts, out_dir, command, extra)
+
+
+STAGES = ("render", "featurize")
+
+
 # ------------------------------------------------------------------ assemble + load
 
 
@@ -456,3 +499,235 @@ def select_pieces(pieces: Iterable[Piece], only: Sequence[str] | None = None) ->
     if not chosen:
         raise PackError(f"No piece matches {sorted(wanted)}.")
     return chosen
+
+
+# ------------------------------------------------------------------ the shifted bench set
+# Every demo recording again, but from a SoundFont the pack never uses (TimGM6mb) and
+# humanised: the same ~30 s of music (start mapped through the tempo change), so a model's
+# score on it measures robustness to another piano and another "performer".
+
+SHIFTED_SOUNDFONT = "timgm6mb"
+SHIFTED_COLUMNS = [
+    "recording_id",
+    "composer",
+    "work",
+    "title",
+    "source",
+    "augmentation",
+    "segment",
+    "start_s",
+]
+FADE_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class Excerpt:
+    """One demo row: which piece and which part of it."""
+
+    recording_id: str
+    composer: str
+    work: str
+    title: str
+    source_midi: str
+    start_s: float
+    duration_s: float
+
+    @property
+    def slug(self) -> str:
+        return self.recording_id.replace("/", "__")
+
+
+def read_demo_excerpts(manifest_csv: Path) -> list[Excerpt]:
+    frame = pd.read_csv(manifest_csv)
+    return [
+        Excerpt(r.recording_id, r.composer, r.work, r.title, r.source_midi, r.start_s, r.duration_s)
+        for r in frame.itertuples(index=False)
+    ]
+
+
+def shifted_audio_path(work_dir: Path, ex: Excerpt) -> Path:
+    return Path(work_dir) / "shifted" / "audio" / f"{ex.slug}.flac"
+
+
+def render_excerpt(ex: Excerpt, opts: BuildOptions) -> tuple[Path, bool]:
+    """Render the humanised piece up to the excerpt's end with TimGM6mb and cut the excerpt."""
+    import soundfile as sf
+
+    from core import render
+
+    target = shifted_audio_path(opts.work_dir, ex)
+    sidecar = target.with_suffix(".json")
+    if target.is_file() and sidecar.is_file():
+        return target, False
+    seed = render.seed_for(opts.base_seed, "shifted", ex.recording_id)
+    sr = opts.config.sample_rate
+    out = render.render_augmented(
+        Path(opts.midi_dir) / ex.source_midi,
+        SHIFTED_SOUNDFONT,
+        sr,
+        seed,
+        audio_augment=False,
+        until_s=ex.start_s + ex.duration_s + 2.0,
+    )
+    start, end = (
+        float(x) for x in out.time_map(np.array([ex.start_s, ex.start_s + ex.duration_s]))
+    )
+    y = out.samples[round(start * sr) : round(end * sr)].astype(np.float64)
+    y = render.normalise(y)  # as the demo clips: -1 dBFS peak and 50 ms fades
+    n_fade = min(round(FADE_SECONDS * sr), len(y) // 2)
+    ramp = np.linspace(0.0, 1.0, n_fade, endpoint=False, dtype=np.float32)
+    y[:n_fade] *= ramp
+    y[len(y) - n_fade :] *= ramp[::-1]
+    atomic_write(target, lambda tmp: sf.write(tmp, y, sr, format="FLAC"))
+    meta = {
+        "recording_id": ex.recording_id,
+        "soundfont": out.soundfont,
+        "seed": seed,
+        "demo_start_s": ex.start_s,
+        "start_s": round(start, 3),
+        "seconds": round(len(y) / sr, 3),
+        "augmentation": out.describe(),
+        "params": out.params(),
+    }
+    atomic_write(sidecar, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
+    return target, True
+
+
+def featurize_excerpt(ex: Excerpt, opts: BuildOptions) -> pd.DataFrame:
+    import soundfile as sf
+
+    from core.featurize import featurize_audio
+
+    src = shifted_audio_path(opts.work_dir, ex)
+    meta = json.loads(src.with_suffix(".json").read_text())
+    y, _ = sf.read(src, dtype="float32")
+    rows = featurize_audio(y, opts.config)
+    features = [c for c in rows.columns if c not in ("segment", "start_s")]
+    rows[features] = rows[features].astype(np.float32)
+    head = pd.DataFrame(
+        {
+            "recording_id": ex.recording_id,
+            "composer": ex.composer,
+            "work": ex.work,
+            "title": ex.title,
+            "source": SHIFTED_SOUNDFONT,
+            "augmentation": meta["augmentation"],
+        },
+        index=rows.index,
+    )
+    return pd.concat([head, rows], axis=1)
+
+
+def _shifted_one(stage: str, ex: Excerpt, opts: BuildOptions) -> tuple[Any, float]:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    t0 = _cpu_seconds()
+    result = render_excerpt(ex, opts)[1] if stage == "render" else featurize_excerpt(ex, opts)
+    return result, _cpu_seconds() - t0
+
+
+def build_shifted(
+    excerpts: Sequence[Excerpt],
+    opts: BuildOptions,
+    out_dir: Path | None,
+    command: str,
+    workers: int = 2,
+    progress: Callable[[str], None] | None = print,
+    featurize: bool = True,
+) -> dict[str, Any]:
+    """Render (cached) and, if ``featurize``, featurize every excerpt into ``out_dir``."""
+    stages = ["render", "featurize"] if featurize else ["render"]
+    frames: dict[str, pd.DataFrame] = {}
+    cpu: dict[str, float] = {}
+    for stage in stages:
+        t0, cpu[stage] = time.monotonic(), 0.0
+        with ProcessPoolExecutor(max_workers=max(1, min(2, workers))) as pool:
+            futures = {pool.submit(_shifted_one, stage, ex, opts): ex for ex in excerpts}
+            for done, fut in enumerate(as_completed(futures), start=1):
+                ex = futures[fut]
+                result, seconds = fut.result()
+                cpu[stage] += seconds
+                if stage == "featurize":
+                    frames[ex.recording_id] = result
+                if progress:
+                    progress(
+                        f"shifted {stage} [{done:>3}/{len(excerpts)}] "
+                        f"{time.monotonic() - t0:5.0f}s {ex.recording_id} {seconds:.1f} CPU-s"
+                    )
+    if not featurize or out_dir is None:
+        return {"cpu_s": cpu}
+    table = pd.concat([frames[k] for k in sorted(frames)], ignore_index=True)
+    out_dir = Path(out_dir)
+    parquet = out_dir / "features.parquet"
+    atomic_write(
+        parquet,
+        lambda tmp: table.to_parquet(tmp, index=False, compression="zstd", compression_level=19),
+    )
+    excerpts_meta = {}
+    for ex in excerpts:
+        meta = json.loads(shifted_audio_path(opts.work_dir, ex).with_suffix(".json").read_text())
+        excerpts_meta[ex.recording_id] = {
+            k: meta[k] for k in ("demo_start_s", "start_s", "seconds", "seed", "augmentation")
+        }
+    manifest = {
+        "format": PACK_FORMAT,
+        "feature_schema": opts.config.schema_id,
+        "feature_config": opts.config.model_dump(),
+        "feature_fingerprint": opts.config.fingerprint(),
+        "soundfont": SHIFTED_SOUNDFONT,
+        "rows": len(table),
+        "recordings": int(table["recording_id"].nunique()),
+        "composers": int(table["composer"].nunique()),
+        "base_seed": opts.base_seed,
+        "licence": LICENCE,
+        "attribution": ATTRIBUTION,
+        "build_command": command,
+        "cpu_s": {k: round(v, 1) for k, v in cpu.items()},
+        "parquet_sha256": sha256(parquet),
+        "parquet_bytes": parquet.stat().st_size,
+        "excerpts": excerpts_meta,
+    }
+    atomic_write(
+        out_dir / "manifest.json",
+        lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2) + "\n"),
+    )
+    return manifest
+
+
+def load_shifted(shifted_dir: Path, config: FeatureConfig) -> pd.DataFrame:
+    """The shifted bench set for ``config`` (same schema/config/sha checks as the pack)."""
+    return load_pack(shifted_dir, config)
+
+
+# ------------------------------------------------------------------ fetching the MIDI files
+
+
+def download_midi(
+    pieces: Sequence[Piece], base_url: str, dest: Path, progress: bool = False
+) -> list[Path]:
+    """Fetch every piece's MIDI file from ``{base_url}/{file}`` into ``dest/<file>`` (resumable,
+    size- and sha256-checked by ``core.download``) and write ``dest/sources.csv`` so ``dest``
+    is a folder ``composer build-pack --midi-dir`` accepts."""
+    from core.download import RemoteFile, download_file
+
+    dest = Path(dest)
+    paths = []
+    for p in pieces:
+        folder, name = (dest / p.file).parent, Path(p.file).name
+        remote = RemoteFile(
+            name=name,
+            url=f"{base_url.rstrip('/')}/{p.file}",
+            size=p.bytes,
+            algorithm="sha256" if p.sha256 else None,
+            digest=p.sha256 or None,
+        )
+        paths.append(download_file(remote, folder, progress=progress, retries=2, backoff=0.5))
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(SOURCES_COLUMNS)
+            for p in pieces:
+                w.writerow([getattr(p, c) for c in SOURCES_COLUMNS])
+
+    atomic_write(dest / "sources.csv", write)
+    return paths
