@@ -40,8 +40,10 @@ from core.store.writes import (
 
 log = logging.getLogger(__name__)
 
-# A spooled feedback whose prediction is nowhere to be found is retried this many flushes
-# (its prediction may sit in a segment another process is still writing), then set aside.
+# A spooled feedback whose prediction is neither in the database nor anywhere in the spool is
+# retried this many flushes (its prediction may sit in a segment another process is writing
+# right now), then set aside. While the prediction waits in the spool (say, in a claim a stuck
+# flush holds), the feedback waits too, without counting.
 MAX_FEEDBACK_ATTEMPTS = 5
 
 
@@ -316,7 +318,13 @@ class PredictionStore:
             raise
         # Committed: keep what is not written yet, then delete the claimed files.
         for entry in retry:
-            self.spool.append(entry)
+            waiting = self.spool.find("prediction", entry["data"]["prediction_id"])
+            attempts = int(entry.get("attempts", 0)) + (waiting is None)
+            if attempts < MAX_FEEDBACK_ATTEMPTS:
+                self.spool.append({**entry, "attempts": attempts})
+            else:
+                reason = f"no prediction {entry['data']['prediction_id']} after {attempts} flushes"
+                dead.append((reason, json.dumps(entry)))
         self.spool.set_aside(batch.dead + dead)
         for claim in claims:
             self.spool.finish(claim)
@@ -347,16 +355,13 @@ class PredictionStore:
 
 
 def _write_item(connection: Connection, kind: str, entry: dict[str, Any]) -> tuple[str, Any]:
-    """("written", 0|1), ("retry", entry) or ("dead", reason) for one spooled entry."""
+    """("written", 0|1) or ("retry", entry: its prediction is not there yet)."""
     if kind == "prediction":
         return "written", insert_prediction(connection, PredictionRecord.from_json(entry["data"]))
     feedback = Feedback.from_json(entry["data"])
     if prediction_exists(connection, feedback.prediction_id):
         return "written", upsert_feedback(connection, feedback)
-    attempts = int(entry.get("attempts", 0)) + 1
-    if attempts < MAX_FEEDBACK_ATTEMPTS:
-        return "retry", {**entry, "attempts": attempts}
-    return "dead", f"no prediction {feedback.prediction_id} after {attempts} flushes"
+    return "retry", entry
 
 
 def _tally(

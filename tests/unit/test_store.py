@@ -297,6 +297,40 @@ def test_a_row_the_database_refuses_is_set_aside_while_the_rest_drains(tmp_path,
     )
 
 
+def test_feedback_whose_prediction_never_comes_is_set_aside_after_a_few_flushes(store):
+    from core.store.repository import MAX_FEEDBACK_ATTEMPTS
+
+    waiting = make_record()
+    orphan = {
+        "uid": "a" * 32,
+        "prediction_id": "b" * 32,
+        "composer": "Bach",
+        "created_at": T0.isoformat(),
+    }
+    store.spool.append({"kind": "feedback", "attempts": 0, "data": orphan})
+    # A feedback whose prediction still waits in the spool (say, in a stuck flush's claim)
+    # waits as long as it takes, without counting.
+    store.spool.append({"kind": "prediction", "data": waiting.to_json()})
+    held = store.spool.claim_all()
+    store.spool.append(
+        {
+            "kind": "feedback",
+            "attempts": 0,
+            "data": {**orphan, "uid": "c" * 32, "prediction_id": waiting.id},
+        }
+    )
+    for _ in range(MAX_FEEDBACK_ATTEMPTS + 2):
+        store.flush_spool()
+    assert store.health().dead_letters == 0 and store.health().spooled == 3  # all still waiting
+    for claim in held:
+        store.spool.release(claim)
+    for _ in range(MAX_FEEDBACK_ATTEMPTS):
+        store.flush_spool()
+    health = store.health()
+    assert (health.spooled, health.dead_letters) == (0, 1)
+    assert store.predictions().iloc[0]["true_composer"] == "Bach"
+
+
 def test_a_claim_left_by_a_dead_flusher_is_recovered_once(tmp_path, sqlite_url):
     spool = tmp_path / "spool"
     down = unreachable(tmp_path, spool)

@@ -1,0 +1,464 @@
+"""Fault injection: the prediction store against the real PostgreSQL server, through a TCP
+proxy this test runs itself (kill = close every connection and refuse new ones; freeze = keep
+the sockets open and forward nothing, as a stopped process or a dead peer would; restore).
+
+Concurrent writers record predictions and feedback through ``PredictionStore`` (the app's code
+path) while the proxy is killed, restored, frozen and restored; afterwards every acknowledged
+prediction and feedback must be in the database exactly once. Also: the old bug (flush during
+an outage, write, flush), rows the database refuses (dead letters), a locked SQLite file, and
+flushers killed mid-flush (real processes, SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import select
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pytest
+from sqlalchemy import select as sql_select
+
+from core.config import REPO_ROOT
+from core.store import FEEDBACK, PREDICTIONS, PredictionStore, make_engine
+from tests.unit.test_store import make_record
+
+pytestmark = pytest.mark.integration
+
+COMPOSERS = ("Bach", "Chopin", "Mozart")
+# Short deadlines so that a frozen database costs seconds, not the defaults' 7 s.
+CONNECT_S, STATEMENT_S, RETRY_S = 2.0, 1.0, 0.5
+
+
+class FaultProxy:
+    """A threaded TCP proxy to ``target`` whose state the test sets: up, down, frozen."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.state = "up"
+        self.connections = 0
+        self._listening = threading.Event()
+        self._stop = threading.Event()
+        self._pumps: list[threading.Thread] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="proxy")
+        self._thread.start()
+        assert self._listening.wait(5)
+
+    def url(self, database_url: str) -> str:
+        """``database_url`` with the proxy's address instead of the server's."""
+        host = f"{self.target[0]}:{self.target[1]}"
+        assert host in database_url
+        return database_url.replace(host, f"127.0.0.1:{self.port}")
+
+    def kill(self) -> None:
+        """Close every connection and refuse new ones."""
+        self.state = "down"
+        deadline = time.monotonic() + 5
+        while (self._listening.is_set() or self._live_pumps()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not self._listening.is_set() and not self._live_pumps()
+
+    def freeze(self) -> None:
+        """Keep every socket open but forward nothing and accept nothing (the kernel still
+        completes handshakes into the backlog, as for a stopped process)."""
+        self.state = "frozen"
+
+    def restore(self) -> None:
+        self.state = "up"
+        assert self._listening.wait(5)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.state = "down"
+        self._thread.join(5)
+
+    def _live_pumps(self) -> int:
+        return sum(pump.is_alive() for pump in self._pumps)
+
+    def _serve(self) -> None:
+        listener: socket.socket | None = None
+        while not self._stop.is_set():
+            if self.state == "down":
+                if listener is not None:
+                    listener.close()
+                    listener = None
+                    self._listening.clear()
+                time.sleep(0.01)
+                continue
+            if listener is None:
+                listener = socket.socket()
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind(("127.0.0.1", self.port))
+                listener.listen(128)
+                listener.settimeout(0.02)
+                self._listening.set()
+            if self.state == "frozen":
+                time.sleep(0.01)
+                continue
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            self.connections += 1
+            self._pumps = [pump for pump in self._pumps if pump.is_alive()]
+            pair = _Pair(client, upstream)
+            for src, dst in ((client, upstream), (upstream, client)):
+                pump = threading.Thread(target=self._pump, args=(pair, src, dst), daemon=True)
+                self._pumps.append(pump)
+                pump.start()
+        if listener is not None:
+            listener.close()
+
+    def _pump(self, pair: _Pair, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while self.state != "down" and not self._stop.is_set():
+                if self.state == "frozen":
+                    time.sleep(0.01)
+                    continue
+                readable, _, _ = select.select([src], [], [], 0.02)
+                if not readable:
+                    continue
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            pair.done()
+
+
+@dataclass
+class _Pair:
+    """Both sockets of one proxied connection: shut down by the first pump that ends, closed
+    by the last (never closed under a pump still selecting on them)."""
+
+    client: socket.socket
+    upstream: socket.socket
+    ended: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def done(self) -> None:
+        with self.lock:
+            self.ended += 1
+            last = self.ended == 2
+        for sock in (self.client, self.upstream):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            if last:
+                sock.close()
+
+
+@pytest.fixture()
+def proxy():
+    server = os.environ.get("COMPOSER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+    host, port = server.rsplit("@", 1)[-1].split(":")
+    running = FaultProxy((host, int(port)))
+    yield running
+    running.close()
+
+
+def open_through(proxy: FaultProxy, postgres_url: str, spool) -> PredictionStore:
+    return PredictionStore(
+        proxy.url(postgres_url),
+        spool,
+        CONNECT_S,
+        statement_timeout=STATEMENT_S,
+        retry_interval=RETRY_S,
+    )
+
+
+@dataclass
+class Traffic:
+    """What the writers were told was stored (acknowledged), and how long it took."""
+
+    answered: list[str] = field(default_factory=list)
+    feedback: dict[str, str] = field(default_factory=dict)  # prediction id -> latest composer
+    feedback_calls: int = 0
+    latencies: list[float] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def write_until(store: PredictionStore, stop: threading.Event, traffic: Traffic, seed: int):
+    rng = random.Random(seed)
+    try:
+        while not stop.is_set():
+            record = make_record(rng.choice(COMPOSERS))
+            started = time.monotonic()
+            store.record(record)
+            elapsed = time.monotonic() - started
+            with traffic.lock:
+                traffic.answered.append(record.id)
+                traffic.latencies.append(elapsed)
+            for _ in range(rng.choice((0, 0, 1, 2))):  # none, one, or a replaced one
+                started = time.monotonic()
+                saved = store.add_feedback(record.id, rng.choice(list(record.probabilities)))
+                elapsed = time.monotonic() - started
+                with traffic.lock:
+                    traffic.feedback[record.id] = saved.composer
+                    traffic.feedback_calls += 1
+                    traffic.latencies.append(elapsed)
+            time.sleep(0.005)
+    except BaseException as error:  # the test fails on any
+        traffic.errors.append(error)
+
+
+def stored(postgres_url: str) -> tuple[Counter, Counter, dict[str, str]]:
+    """Predictions and feedback in the database, read directly (not through the proxy)."""
+    engine = make_engine(postgres_url)
+    try:
+        with engine.connect() as connection:
+            ids = Counter(r[0] for r in connection.execute(sql_select(PREDICTIONS.c.id)))
+            rows = connection.execute(sql_select(FEEDBACK.c.prediction_id, FEEDBACK.c.composer))
+            rows = rows.all()
+    finally:
+        engine.dispose()
+    return ids, Counter(r[0] for r in rows), dict(rows)
+
+
+def drain(stores: list[PredictionStore], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for store in stores:
+            store.flush_spool()
+        if not stores[0].spool_files():
+            return
+        time.sleep(0.2)
+
+
+def test_nothing_lost_nothing_doubled_through_kill_and_freeze(postgres_url, proxy, tmp_path):
+    spool = tmp_path / "spool"
+    # Two stores sharing one spool folder: two app processes on one machine.
+    stores = [open_through(proxy, postgres_url, spool) for _ in range(2)]
+    assert stores[0].health().status == "ok"  # migrated through the proxy
+    traffic, stop = Traffic(), threading.Event()
+    writers = [
+        threading.Thread(target=write_until, args=(stores[i % 2], stop, traffic, i))
+        for i in range(3)
+    ]
+    started = time.monotonic()
+    for writer in writers:
+        writer.start()
+    timeline = []
+
+    def phase(name: str, seconds: float, action=None) -> None:
+        if action:
+            action()
+        timeline.append(f"{name} {seconds:g}s")
+        time.sleep(seconds)
+
+    phase("up", 2)
+    phase("killed", 2, proxy.kill)
+    assert stores[0].flush_spool() == 0  # the old bug's first step: a flush during the outage
+    phase("killed", 2)
+    degraded = stores[1].health()
+    phase("restored", 4, proxy.restore)
+    phase("frozen", 6, proxy.freeze)
+    frozen = stores[0].health()
+    phase("restored", 4, proxy.restore)
+    phase("killed", 2, proxy.kill)
+    phase("restored", 3, proxy.restore)
+    stop.set()
+    for writer in writers:
+        writer.join(30)
+    writing_s = time.monotonic() - started
+    drain(stores)
+
+    ids, feedback_rows, feedback = stored(postgres_url)
+    answered = Counter(traffic.answered)
+    lost = [i for i in answered if i not in ids]
+    doubled = [i for i, n in ids.items() if n > 1]
+    unasked = [i for i in ids if i not in answered]
+    feedback_lost = [i for i in traffic.feedback if i not in feedback]
+    feedback_doubled = [i for i, n in feedback_rows.items() if n > 1]
+    feedback_wrong = [i for i, c in traffic.feedback.items() if feedback.get(i, c) != c]
+    dead = sum(store.health().dead_letters for store in stores[:1])
+    print(
+        f"\nfault run ({' -> '.join(timeline)}; writing {writing_s:.1f} s, "
+        f"{proxy.connections} proxied connections):\n"
+        f"  predictions: answered {len(answered)}, stored {sum(ids.values())}, "
+        f"lost {len(lost)}, duplicated {len(doubled)}, stored but never answered "
+        f"{len(unasked)}\n"
+        f"  feedback: {traffic.feedback_calls} acknowledged calls on {len(traffic.feedback)} "
+        f"predictions, stored {sum(feedback_rows.values())}, lost {len(feedback_lost)}, "
+        f"duplicated {len(feedback_doubled)}, not the latest {len(feedback_wrong)}\n"
+        f"  slowest answer {max(traffic.latencies):.2f} s (deadline {CONNECT_S + STATEMENT_S:g}"
+        f" s), health while killed: {degraded.message!r}, while frozen: {frozen.message!r}, "
+        f"dead letters {dead}, left in the spool {stores[0].health().spooled}"
+    )
+    for store in stores:
+        store.close()
+    assert traffic.errors == []
+    assert len(answered) == len(traffic.answered) > 100
+    assert (lost, doubled, unasked) == ([], [], [])
+    assert (feedback_lost, feedback_doubled, feedback_wrong) == ([], [], [])
+    assert traffic.feedback_calls > len(traffic.feedback) > 20  # some were replaced
+    assert dead == 0 and stores[0].spool_files() == []
+    assert degraded.status == "degraded" and not degraded.database
+    assert frozen.status == "degraded" and not frozen.database
+    assert max(traffic.latencies) < CONNECT_S + STATEMENT_S + 1.5  # answered, not hung
+
+
+def test_flush_during_an_outage_then_write_then_flush(postgres_url, proxy, tmp_path):
+    """The old bug, step by step: the failed flush's claim was overwritten by the next one."""
+    store = open_through(proxy, postgres_url, tmp_path / "spool")
+    try:
+        assert store.health().status == "ok"
+        proxy.kill()
+        first = [make_record() for _ in range(5)]
+        for record in first:
+            store.record(record)
+        store.add_feedback(first[0].id, "Chopin")
+        assert store.flush_spool() == 0
+        second = [make_record() for _ in range(5)]
+        for record in second:
+            store.record(record)
+        assert store.flush_spool() == 0
+        assert store.health().spooled == 11
+        proxy.restore()
+        assert store.flush_spool() == 11
+        ids, _, feedback = stored(postgres_url)
+        assert set(ids) == {r.id for r in first + second} and max(ids.values()) == 1
+        assert feedback == {first[0].id: "Chopin"}
+        assert store.spool_files() == []
+    finally:
+        store.close()
+
+
+def test_rows_the_database_refuses_become_dead_letters(postgres_url, tmp_path):
+    spool = tmp_path / "spool"
+    down = PredictionStore("postgresql://postgres@127.0.0.1:9/none", spool, retry_interval=0)
+    good = [make_record() for _ in range(4)]
+    for record in good:
+        down.record(record)
+    down.add_feedback(good[0].id, "Mozart")
+    # What an older version accepted while the database was away (issue 11): a 200-character
+    # composer. The feedback passes JSON parsing and PostgreSQL refuses it (varchar(128)); the
+    # prediction is refused by the record checks when read.
+    long_name = "x" * 200
+    poison_feedback = {
+        "uid": "e" * 32,
+        "prediction_id": good[1].id,
+        "composer": long_name,
+        "created_at": good[1].created_at.isoformat(),
+    }
+    down.spool.append({"kind": "feedback", "attempts": 0, "data": poison_feedback})
+    poison_prediction = {**make_record().to_json(), "composer": long_name}
+    down.spool.append({"kind": "prediction", "data": poison_prediction})
+    down.close()
+
+    up = PredictionStore(postgres_url, spool)
+    try:
+        assert up.flush_spool() == 5
+        ids, _, feedback = stored(postgres_url)
+        assert set(ids) == {r.id for r in good} and feedback == {good[0].id: "Mozart"}
+        health = up.health()
+        assert (health.status, health.spooled, health.dead_letters) == ("degraded", 0, 2)
+        letters = [
+            json.loads(line)
+            for path in spool.glob("dead-*.jsonl")
+            for line in path.read_text().splitlines()
+        ]
+        reasons = sorted(letter["reason"] for letter in letters)
+        assert reasons[0].startswith("StringDataRightTruncation"), reasons
+        assert reasons[1].startswith("unreadable: composer is too long"), reasons
+    finally:
+        up.close()
+
+
+def test_a_locked_sqlite_file_makes_writes_spool_then_drain(tmp_path):
+    path = tmp_path / "predictions.db"
+    store = PredictionStore(
+        f"sqlite:///{path}", tmp_path / "spool", 1.0, statement_timeout=0.3, retry_interval=0
+    )
+    try:
+        assert store.health().status == "ok"
+        before = make_record()
+        store.record(before)
+        locker = sqlite3.connect(path, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")  # another process holding the write lock
+        records = [make_record() for _ in range(3)]
+        started = time.monotonic()
+        for record in records:
+            store.record(record)
+        store.add_feedback(before.id, "Bach")
+        elapsed = time.monotonic() - started
+        health = store.health()
+        assert (health.status, health.spooled) == ("degraded", 4)
+        locker.execute("COMMIT")
+        locker.close()
+        assert store.flush_spool() == 4
+        frame = store.predictions()
+        assert set(frame["id"]) == {r.id for r in [before, *records]}
+        assert frame.set_index("id").loc[before.id, "true_composer"] == "Bach"
+        assert store.health().status == "ok"
+        print(f"\n4 writes against a locked SQLite file answered in {elapsed:.2f} s")
+        assert elapsed < 4 * 1.3 + 1  # each waits at most the busy timeout (+ connect)
+    finally:
+        store.close()
+
+
+# A flusher in its own process, killed with SIGKILL mid-flush: after claiming, or after
+# committing the rows but before deleting the claimed file.
+DYING_FLUSHER = """
+import os, signal, sys
+from core.store import PredictionStore
+from core.store.repository import _Batch
+store = PredictionStore(sys.argv[1], sys.argv[2])
+claims = store.spool.claim_all()
+assert claims, "nothing to claim"
+if sys.argv[3] == "after-commit":
+    store._write(_Batch.read(claims))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("moment", ["after-claim", "after-commit"])
+def test_a_flusher_killed_mid_flush_loses_and_doubles_nothing(postgres_url, tmp_path, moment):
+    spool = tmp_path / "spool"
+    down = PredictionStore("postgresql://postgres@127.0.0.1:9/none", spool, retry_interval=0)
+    records = [make_record() for _ in range(6)]
+    for record in records:
+        down.record(record)
+    down.add_feedback(records[0].id, "Bach")
+    down.close()
+    up = PredictionStore(postgres_url, spool)
+    try:
+        up.health()  # migrate first, so the dying flusher only writes rows
+        dying = subprocess.run(
+            [sys.executable, "-c", DYING_FLUSHER, postgres_url, str(spool), moment],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            timeout=60,
+        )
+        assert dying.returncode == -signal.SIGKILL, dying.stderr.decode()[-2000:]
+        left = [p.name for p in up.spool_files()]
+        assert len(left) == 1 and left[0].startswith("claimed-")
+        ids, _, _ = stored(postgres_url)
+        assert len(ids) == (6 if moment == "after-commit" else 0)
+        assert up.flush_spool() == (0 if moment == "after-commit" else 7)
+        ids, feedback_rows, feedback = stored(postgres_url)
+        assert ids == Counter({r.id: 1 for r in records})
+        assert feedback == {records[0].id: "Bach"} and sum(feedback_rows.values()) == 1
+        assert up.spool_files() == [] and up.health().status == "ok"
+    finally:
+        up.close()
