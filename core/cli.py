@@ -611,7 +611,7 @@ def simulate(
 # --- the repertoire pack (build-time commands: need fluidsynth, SoundFonts, the MIDI files)
 
 
-def _pack_options(midi_dir: Path, work_dir: Path | None, max_seconds: float | None):
+def _pack_options(midi_dir: Path, work_dir: Path | None, chunks: int = 1):
     from core.datasets import pack
 
     settings = _settings()
@@ -619,7 +619,7 @@ def _pack_options(midi_dir: Path, work_dir: Path | None, max_seconds: float | No
         midi_dir=midi_dir,
         work_dir=work_dir or settings.home / "pack-work",
         config=settings.features,
-        max_seconds=max_seconds if max_seconds and max_seconds > 0 else None,
+        chunks=chunks,
     )
 
 
@@ -631,9 +631,9 @@ def build_pack(
         Path | None, typer.Option(help="Resumable cache (default: HOME/pack-work).")
     ] = None,
     workers: Annotated[int, typer.Option(min=1, max=2, help="Processes (at most 2).")] = 2,
-    max_seconds: Annotated[
-        float, typer.Option(help="Featurized seconds per piece and SoundFont (0 = all).")
-    ] = 120.0,
+    chunks: Annotated[
+        int, typer.Option(min=1, help="30 s chunks per piece and SoundFont (more: rerun).")
+    ] = 1,
     only: Annotated[
         list[str] | None, typer.Option(help="Only these composers or piece ids (repeatable).")
     ] = None,
@@ -643,7 +643,7 @@ def build_pack(
     from core.render import RenderError
 
     try:
-        opts = _pack_options(midi_dir, work_dir, max_seconds)
+        opts = _pack_options(midi_dir, work_dir, chunks)
         pieces = pack.select_pieces(pack.read_sources(midi_dir), only)
         console.print(f"{len(pieces)} pieces x {len(opts.variants)} SoundFonts -> {opts.work_dir}")
         command = " ".join(["composer", *sys.argv[1:]])
@@ -674,7 +674,7 @@ def build_shifted(
     from core.render import RenderError
 
     try:
-        opts = _pack_options(midi_dir, work_dir, None)
+        opts = _pack_options(midi_dir, work_dir)
         excerpts = pack.read_demo_excerpts(demo_manifest or _settings().demo_dir / "manifest.csv")
         manifest = pack.build_shifted(
             excerpts, opts, out_dir, " ".join(["composer", *sys.argv[1:]]), workers

@@ -62,7 +62,8 @@ PIECES_COLUMNS = [
 ]
 SOURCES_COLUMNS = ["file", "composer", "title", "year", "duration_s", "bytes"]
 DEFAULT_BASE_SEED = 20260
-CHUNK_SECONDS = 60.0  # long pieces: featurize evenly spread chunks of this length
+CHUNK_SECONDS = 30.0  # music featurized per (piece, variant, chunk)
+PREROLL_SECONDS = 2.0  # rendered before a chunk (pedal, reverb) and cut off
 
 
 class PackError(RuntimeError):
@@ -114,7 +115,7 @@ class BuildOptions:
     config: FeatureConfig
     variants: tuple[Variant, ...] = DEFAULT_VARIANTS
     base_seed: int = DEFAULT_BASE_SEED
-    max_seconds: float | None = None  # featurized audio per (piece, variant); None = all
+    chunks: int = 1  # CHUNK_SECONDS chunks featurized per piece and variant
 
 
 # ------------------------------------------------------------------ pieces list
@@ -163,46 +164,132 @@ def write_pieces(pieces: Sequence[Piece], path: Path) -> None:
     atomic_write(path, write)
 
 
+# ------------------------------------------------------------------ chunks
+# A piece is featurized in CHUNK_SECONDS chunks spread over it (a van der Corput order of
+# non-overlapping slots: middle, quarters, eighths...), each SoundFont taking other slots,
+# so every extra chunk adds new music; ``BuildOptions.chunks`` says how many per SoundFont.
+# Only the chunk (plus a pre-roll for pedal and reverb) is rendered.
+
+
+def midi_seconds(path: Path) -> float:
+    import mido
+
+    return float(mido.MidiFile(str(path)).length)
+
+
+def _corput(n: int) -> list[int]:
+    order: list[int] = []
+    i = 1
+    while len(order) < n:
+        x, denom, k = 0.0, 1.0, i
+        while k:
+            denom *= 2
+            x += (k % 2) / denom
+            k //= 2
+        slot = min(n - 1, math.floor(x * n))
+        if slot not in order:
+            order.append(slot)
+        i += 1
+        if i > 64 * n:  # a rounding collision left a slot out: append the rest in order
+            order += [j for j in range(n) if j not in order]
+    return order
+
+
+def chunk_plan(seconds: float, n_variants: int, variant_index: int) -> list[tuple[float, float]]:
+    """(score start, length) of each chunk this variant may use, in priority order."""
+    if seconds <= CHUNK_SECONDS:
+        return [(0.0, seconds)]
+    slots = math.floor(seconds / CHUNK_SECONDS)
+    offset = (seconds - slots * CHUNK_SECONDS) / 2
+    order = _corput(slots)
+    # snake order (A B B A A B ...) so no SoundFont gets only the late slots
+    owner = [
+        i % n_variants if (i // n_variants) % 2 == 0 else n_variants - 1 - i % n_variants
+        for i in range(len(order))
+    ]
+    mine = [slot for slot, v in zip(order, owner, strict=True) if v == variant_index]
+    mine = mine or order[:1]
+    return [(round(offset + s * CHUNK_SECONDS, 3), CHUNK_SECONDS) for s in mine]
+
+
 # ------------------------------------------------------------------ stage 1: render
 
 
-def audio_path(work_dir: Path, piece: Piece, variant: Variant) -> Path:
-    return Path(work_dir) / "audio" / f"{piece.slug}__{variant.name}.flac"
+def _key(piece: Piece, variant: Variant, chunk: int) -> str:
+    return f"{piece.slug}__{variant.name}__c{chunk}"
 
 
-def render_piece(piece: Piece, variant: Variant, opts: BuildOptions) -> tuple[Path, bool]:
-    """Render + augment one (piece, variant) unless cached; (audio path, computed?)."""
+def audio_path(work_dir: Path, piece: Piece, variant: Variant, chunk: int = 0) -> Path:
+    return Path(work_dir) / "audio" / f"{_key(piece, variant, chunk)}.flac"
+
+
+def render_piece(
+    piece: Piece, variant: Variant, opts: BuildOptions, chunk: int = 0
+) -> tuple[Path, bool]:
+    """Render + augment one chunk of a (piece, variant) unless cached; (sidecar, computed?).
+
+    The sidecar says ``"skip": true`` when the piece is too short for this chunk.
+    """
     import soundfile as sf
 
     from core import render
 
-    target = audio_path(opts.work_dir, piece, variant)
+    target = audio_path(opts.work_dir, piece, variant, chunk)
     sidecar = target.with_suffix(".json")
-    if target.is_file() and sidecar.is_file():
-        return target, False
-    seed = render.seed_for(opts.base_seed, piece.piece, variant.name)
+    if sidecar.is_file():
+        return sidecar, False
+    midi = Path(opts.midi_dir) / piece.file
+    seconds = midi_seconds(midi)
+    index = opts.variants.index(variant)
+    plan = chunk_plan(seconds, len(opts.variants), index)
+    if chunk >= len(plan):
+        meta = {"piece": piece.piece, "variant": variant.name, "chunk": chunk, "skip": True}
+        atomic_write(sidecar, lambda tmp: Path(tmp).write_text(json.dumps(meta)))
+        return sidecar, True
+    start, length = plan[chunk]
+    seed = render.seed_for(opts.base_seed, piece.piece, variant.name)  # one draw per variant
+    sr = opts.config.sample_rate
+    pre = max(0.0, start - PREROLL_SECONDS)
     out = render.render_augmented(
-        Path(opts.midi_dir) / piece.file,
+        midi,
         variant.soundfont,
-        opts.config.sample_rate,
+        sr,
         seed,
         humanise_strength=variant.humanise_strength,
         audio_augment=variant.audio_augment,
+        from_s=pre,
+        until_s=start + length + 0.5,
+        soundfont_cache=Path(opts.work_dir) / "soundfonts",
     )
-    y = trim_tail(out.samples, out.sample_rate)
-    atomic_write(target, lambda tmp: sf.write(tmp, y, out.sample_rate, format="FLAC"))
+    a, b = (float(x) for x in out.time_map(np.array([start, start + length])))
+    y = out.samples[round(a * sr) : round(b * sr)]
+    if start + length >= seconds - 0.01:  # the piece's end: keep the release
+        y = trim_tail(out.samples[round(a * sr) :], sr)
+    atomic_write(target, lambda tmp: sf.write(tmp, y, sr, format="FLAC"))
     meta = {
         "piece": piece.piece,
         "variant": variant.name,
+        "chunk": chunk,
         "soundfont": out.soundfont,
         "seed": seed,
-        "sample_rate": out.sample_rate,
-        "seconds": round(len(y) / out.sample_rate, 3),
+        "sample_rate": sr,
+        "midi_seconds": round(seconds, 3),
+        "score_start_s": start,
+        "score_seconds": length,
+        "start_s": round(performed_seconds(out.humanise, start), 3),
+        "seconds": round(len(y) / sr, 3),
         "augmentation": out.describe(),
         "params": out.params(),
     }
     atomic_write(sidecar, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
-    return target, True
+    return sidecar, True
+
+
+def performed_seconds(humanise: Any, score_s: float) -> float:
+    """Where score time ``score_s`` falls in the whole humanised performance."""
+    from core import render
+
+    return float(render.time_map(humanise, score_s + 1.0)(score_s))
 
 
 def trim_tail(y: np.ndarray, sample_rate: int, floor_db: float = -60.0) -> np.ndarray:
@@ -215,58 +302,48 @@ def trim_tail(y: np.ndarray, sample_rate: int, floor_db: float = -60.0) -> np.nd
 # ------------------------------------------------------------------ stage 2: featurize
 
 
-def rows_path(work_dir: Path, config: FeatureConfig, piece: Piece, variant: Variant) -> Path:
+def rows_path(
+    work_dir: Path, config: FeatureConfig, piece: Piece, variant: Variant, chunk: int = 0
+) -> Path:
     key = f"{config.schema_id.replace('/', '-')}-{config.fingerprint()}"
-    return Path(work_dir) / "rows" / key / f"{piece.slug}__{variant.name}.parquet"
+    return Path(work_dir) / "rows" / key / f"{_key(piece, variant, chunk)}.parquet"
 
 
-def chunk_starts(seconds: float, max_seconds: float | None) -> list[tuple[float, float]]:
-    """(start, length) chunks to featurize: all of it, or evenly spread chunks summing to
-    at most ``max_seconds`` (long pieces would otherwise dominate the pack)."""
-    if max_seconds is None or seconds <= max_seconds:
-        return [(0.0, seconds)]
-    n = max(1, math.floor(max_seconds / CHUNK_SECONDS))
-    length = max_seconds / n
-    gap = (seconds - n * length) / n
-    return [(round(gap / 2 + i * (length + gap), 3), length) for i in range(n)]
-
-
-def featurize_piece(piece: Piece, variant: Variant, opts: BuildOptions) -> tuple[Path, bool]:
-    """Feature rows of one rendered (piece, variant) unless cached; (rows path, computed?)."""
+def featurize_piece(
+    piece: Piece, variant: Variant, opts: BuildOptions, chunk: int = 0
+) -> tuple[Path, bool]:
+    """Feature rows of one rendered chunk unless cached; (rows path, computed?)."""
     import soundfile as sf
 
     from core.featurize import featurize_audio
 
-    target = rows_path(opts.work_dir, opts.config, piece, variant)
+    target = rows_path(opts.work_dir, opts.config, piece, variant, chunk)
     if target.is_file():
         return target, False
-    src = audio_path(opts.work_dir, piece, variant)
+    src = audio_path(opts.work_dir, piece, variant, chunk)
     meta = json.loads(src.with_suffix(".json").read_text())
-    y, sr = sf.read(src, dtype="float32")
-    if sr != opts.config.sample_rate:
-        raise PackError(f"{src}: {sr} Hz audio, the feature config wants {opts.config.sample_rate}")
-    frames = []
-    for start, length in chunk_starts(len(y) / sr, opts.max_seconds):
-        a = round(start * sr)
-        part = featurize_audio(y[a : a + round(length * sr)], opts.config)
-        part["start_s"] = (part["start_s"] + np.float32(start)).astype(np.float32)
-        frames.append(part)
-    rows = pd.concat(frames, ignore_index=True)
-    rows["segment"] = np.arange(len(rows), dtype=np.int32)
-    features = [c for c in rows.columns if c not in ("segment", "start_s")]
-    rows[features] = rows[features].astype(np.float32)
-    head = pd.DataFrame(
-        {
-            "piece": piece.piece,
-            "composer": piece.composer,
-            "work": piece.work,
-            "title": piece.title,
-            "source": variant.name,
-            "augmentation": meta["augmentation"],
-        },
-        index=rows.index,
-    )
-    out = pd.concat([head, rows], axis=1)
+    if meta.get("skip"):
+        out = pd.DataFrame()
+    else:
+        y, sr = sf.read(src, dtype="float32")
+        if sr != opts.config.sample_rate:
+            raise PackError(f"{src}: {sr} Hz, the feature config wants {opts.config.sample_rate}")
+        rows = featurize_audio(y, opts.config)
+        rows["start_s"] = (rows["start_s"] + np.float32(meta["start_s"])).astype(np.float32)
+        features = [c for c in rows.columns if c not in ("segment", "start_s")]
+        rows[features] = rows[features].astype(np.float32)
+        head = pd.DataFrame(
+            {
+                "piece": piece.piece,
+                "composer": piece.composer,
+                "work": piece.work,
+                "title": piece.title,
+                "source": variant.name,
+                "augmentation": meta["augmentation"],
+            },
+            index=rows.index,
+        )
+        out = pd.concat([head, rows], axis=1)
     atomic_write(target, lambda tmp: out.to_parquet(tmp, index=False))
     return target, True
 
@@ -279,16 +356,18 @@ class StageReport:
     stage: str
     jobs: int
     computed: int
-    cpu_s: float  # summed over workers (process time of the jobs that ran)
+    cpu_s: float  # summed over workers, fluidsynth included
     wall_s: float
     failures: tuple[str, ...]
 
 
-def _run_one(stage: str, piece: Piece, variant: Variant, opts: BuildOptions) -> tuple[bool, float]:
+def _run_one(
+    stage: str, piece: Piece, variant: Variant, opts: BuildOptions, chunk: int
+) -> tuple[bool, float]:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     t0 = _cpu_seconds()
     fn = render_piece if stage == "render" else featurize_piece
-    _, computed = fn(piece, variant, opts)
+    _, computed = fn(piece, variant, opts, chunk)
     return computed, _cpu_seconds() - t0
 
 
@@ -301,6 +380,12 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def jobs_of(pieces: Sequence[Piece], opts: BuildOptions) -> list[tuple[Piece, Variant, int]]:
+    """Chunk by chunk (all pieces' first chunks before any second one), so a stopped build
+    still covers every piece evenly."""
+    return [(p, v, k) for k in range(opts.chunks) for p in pieces for v in opts.variants]
+
+
 def run_stage(
     stage: str,
     pieces: Sequence[Piece],
@@ -308,29 +393,34 @@ def run_stage(
     workers: int = 2,
     progress: Callable[[str], None] | None = print,
 ) -> StageReport:
-    """Run ``render`` or ``featurize`` for every (piece, variant), at most ``workers`` processes,
-    longest pieces first (so the pool does not end on one long straggler)."""
-    if stage not in ("render", "featurize"):
+    """Run ``render`` or ``featurize`` for every (piece, variant, chunk), at most 2 processes."""
+    if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}")
-    jobs = [(p, v) for p in sorted(pieces, key=lambda p: -p.duration_s) for v in opts.variants]
+    jobs = jobs_of(pieces, opts)
+    if stage == "render":  # decode SF3 SoundFonts once, before the workers need them
+        from core.render import fast_soundfont
+
+        for v in opts.variants:
+            fast_soundfont(v.soundfont, Path(opts.work_dir) / "soundfonts")
     t0 = time.monotonic()
     computed, cpu, failures = 0, 0.0, []
     with ProcessPoolExecutor(max_workers=max(1, min(2, workers))) as pool:
-        futures = {pool.submit(_run_one, stage, p, v, opts): (p, v) for p, v in jobs}
+        futures = {pool.submit(_run_one, stage, p, v, opts, k): (p, v, k) for p, v, k in jobs}
         for done, fut in enumerate(as_completed(futures), start=1):
-            p, v = futures[fut]
+            p, v, k = futures[fut]
             try:
                 did, seconds = fut.result()
                 computed += did
                 cpu += seconds
                 status = f"{seconds:.1f} CPU-s" if did else "cached"
             except Exception as exc:  # report and continue; the caller decides
-                failures.append(f"{p.piece} [{v.name}]: {exc}")
+                failures.append(f"{p.piece} [{v.name} c{k}]: {exc}")
                 status = f"FAILED ({exc})"
             if progress:
                 elapsed = time.monotonic() - t0
                 progress(
-                    f"{stage} [{done:>4}/{len(jobs)}] {elapsed:6.0f}s {p.piece} [{v.name}] {status}"
+                    f"{stage} [{done:>4}/{len(jobs)}] {elapsed:6.0f}s "
+                    f"{p.piece} [{v.name} c{k}] {status}"
                 )
     return StageReport(stage, len(jobs), computed, cpu, time.monotonic() - t0, tuple(failures))
 
@@ -372,13 +462,14 @@ def assemble(
 ) -> dict[str, Any]:
     """Concatenate cached rows into ``out_dir``: features.parquet, manifest.json, pieces.csv."""
     frames = []
-    for p in pieces:
-        for v in opts.variants:
-            path = rows_path(opts.work_dir, opts.config, p, v)
-            if not path.is_file():
-                raise PackError(f"{p.piece} [{v.name}] is not featurized yet ({path}).")
-            frames.append(pd.read_parquet(path))
-    table = pd.concat(frames, ignore_index=True)
+    for p, v, k in jobs_of(pieces, opts):
+        path = rows_path(opts.work_dir, opts.config, p, v, k)
+        if not path.is_file():
+            raise PackError(f"{p.piece} [{v.name} c{k}] is not featurized yet ({path}).")
+        frames.append(pd.read_parquet(path))
+    table = pd.concat([f for f in frames if len(f)], ignore_index=True)
+    table = table.sort_values(["piece", "source", "start_s"], kind="stable")
+    table["segment"] = table.groupby(["piece", "source"]).cumcount().astype(np.int32)
     return write_table(table, pieces, opts, out_dir, command, extra)
 
 
@@ -413,7 +504,8 @@ def write_table(
         "rows_per_source": {k: int(n) for k, n in table["source"].value_counts().items()},
         "variants": [asdict(v) for v in opts.variants],
         "base_seed": opts.base_seed,
-        "max_seconds_per_piece_variant": opts.max_seconds,
+        "chunks_per_piece_variant": opts.chunks,
+        "chunk_seconds": CHUNK_SECONDS,
         "licence": LICENCE,
         "attribution": ATTRIBUTION,
         "build_command": command,
@@ -567,7 +659,9 @@ def render_excerpt(ex: Excerpt, opts: BuildOptions) -> tuple[Path, bool]:
         sr,
         seed,
         audio_augment=False,
+        from_s=max(0.0, ex.start_s - PREROLL_SECONDS),
         until_s=ex.start_s + ex.duration_s + 2.0,
+        soundfont_cache=Path(opts.work_dir) / "soundfonts",
     )
     start, end = (
         float(x) for x in out.time_map(np.array([ex.start_s, ex.start_s + ex.duration_s]))
@@ -584,7 +678,7 @@ def render_excerpt(ex: Excerpt, opts: BuildOptions) -> tuple[Path, bool]:
         "soundfont": out.soundfont,
         "seed": seed,
         "demo_start_s": ex.start_s,
-        "start_s": round(start, 3),
+        "start_s": round(performed_seconds(out.humanise, ex.start_s), 3),
         "seconds": round(len(y) / sr, 3),
         "augmentation": out.describe(),
         "params": out.params(),
@@ -635,6 +729,9 @@ def build_shifted(
     featurize: bool = True,
 ) -> dict[str, Any]:
     """Render (cached) and, if ``featurize``, featurize every excerpt into ``out_dir``."""
+    from core.render import fast_soundfont
+
+    fast_soundfont(SHIFTED_SOUNDFONT, Path(opts.work_dir) / "soundfonts")
     stages = ["render", "featurize"] if featurize else ["render"]
     frames: dict[str, pd.DataFrame] = {}
     cpu: dict[str, float] = {}
