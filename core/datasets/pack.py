@@ -450,6 +450,35 @@ def build(
 STAGES = ("render", "featurize")
 
 
+def options(
+    midi_dir: Path | str,
+    work_dir: Path | str,
+    config: FeatureConfig,
+    chunks: int = 1,
+    soundfonts: Sequence[str] | None = None,
+) -> BuildOptions:
+    """Build options for front doors; ``soundfonts`` (short names) replace the default pair."""
+    variants = tuple(Variant(name, name) for name in soundfonts) if soundfonts else None
+    return BuildOptions(
+        midi_dir=Path(midi_dir),
+        work_dir=Path(work_dir),
+        config=config,
+        chunks=chunks,
+        **({"variants": variants} if variants else {}),
+    )
+
+
+def build_piece(piece_id_: str, opts: BuildOptions) -> dict[str, Any]:
+    """Render and featurize every variant and chunk of one piece in this process (one mapped
+    Airflow task); resumable like the CLI build, sharing its cache."""
+    piece = select_pieces(read_sources(opts.midi_dir), [piece_id_])[0]
+    computed, t0 = 0, _cpu_seconds()
+    for _, variant, chunk in jobs_of([piece], opts):
+        computed += render_piece(piece, variant, opts, chunk)[1]
+        computed += featurize_piece(piece, variant, opts, chunk)[1]
+    return {"piece": piece.piece, "computed": computed, "cpu_s": round(_cpu_seconds() - t0, 2)}
+
+
 # ------------------------------------------------------------------ assemble + load
 
 
