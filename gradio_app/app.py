@@ -14,6 +14,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 from fastapi.responses import JSONResponse
+from starlette.middleware import Middleware
 
 from core.audio import AudioError
 from core.config import Settings
@@ -29,6 +30,8 @@ from core.store import (
     store_audio,
 )
 from core.workers import PredictionWorkers, WorkerCrashed
+from gradio_app.access import LoginThrottle
+from gradio_app.uploads import DELETE_CACHE, UploadJanitor
 
 # Gradio re-summarises its last 10,000 events in a DataFrame after every event, for a
 # dashboard this app does not use: under load that cost ~8% of the server's CPU.
@@ -43,19 +46,30 @@ def build(
     service: ChampionService,
     store: PredictionStore,
     workers: PredictionWorkers | None = None,
+    janitor: UploadJanitor | None = None,
 ) -> gr.Blocks:
     """The page. ``service``, ``store`` and ``workers`` are injected so tests can point them
-    anywhere; without ``workers`` predictions run in the server process."""
+    anywhere; without ``workers`` predictions run in the server process. ``janitor`` removes
+    each upload after its prediction (see ``launch``)."""
     workers = workers or PredictionWorkers(settings, processes=0)
+    janitor = janitor or UploadJanitor()
 
     def predict(audio_path: str | None, source: str):
         if not audio_path:
             raise gr.Error("No audio yet: record with the microphone or upload a file first.")
+        with janitor.using(audio_path):  # the upload is removed when this is done, even on error
+            return _predict(audio_path, source)
+
+    def _predict(audio_path: str, source: str):
         served = _served_or_error(service)
         try:
             prediction = workers.predict(served, audio_path)
         except (AudioError, WorkerCrashed, ModelUnavailable) as error:
-            raise gr.Error(str(error)) from error
+            # One line per rejected input (the message names the upload, never its folder);
+            # the traceback only at debug level, and Gradio is told not to print it.
+            log.info("rejected %s: %s", type(error).__name__, str(error)[:500])
+            log.debug("rejected input", exc_info=True)
+            raise gr.Error(str(error), print_exception=False) from error
         record = PredictionRecord.from_prediction(
             prediction,
             source=source if source in SOURCES else "api",
@@ -109,7 +123,7 @@ def build(
         f"{settings.features.segment_seconds:g} s segments; clips need at least "
         f"{settings.audio.min_seconds:g} s."
     )
-    with gr.Blocks(title="Who composed this?") as page:
+    with gr.Blocks(title="Who composed this?", delete_cache=DELETE_CACHE) as page:
         source = gr.State("api")
         gr.Markdown("# Who composed this?\nRecord a piano piece or upload a recording.")
         with gr.Row():
@@ -166,6 +180,7 @@ def build(
         gr.Timer(max(settings.app_model_ttl_s, 5)).tick(
             status, outputs=card, api_visibility="private"
         )
+    janitor.bind(page)
     return page
 
 
@@ -173,7 +188,7 @@ def _served_or_error(service: ChampionService) -> Served:
     try:
         return service.current()
     except ModelUnavailable as error:
-        raise gr.Error(str(error)) from error
+        raise gr.Error(str(error), print_exception=False) from error
 
 
 def _timeline(segments: pd.DataFrame, top: list[tuple[str, float]]) -> pd.DataFrame:
@@ -236,8 +251,11 @@ def launch(
     service = service or ChampionService(settings)
     store = store or open_store(settings)
     workers = PredictionWorkers(settings).start(_warm_up(service))
-    page = build(settings, service, store, workers)
+    janitor = UploadJanitor()
+    page = build(settings, service, store, workers, janitor)
     auth = tuple(settings.app_auth.split(":", 1)) if settings.app_auth else None
+    # Failed logins are throttled per client (behind Cloud Run, by its X-Forwarded-For).
+    throttle = Middleware(LoginThrottle, trust_forwarded=bool(os.environ.get("K_SERVICE")))
     demo_dir = str(Path(settings.demo_dir).resolve())
     _, local_url, share_url = page.launch(
         server_name=settings.app_host,
@@ -250,7 +268,9 @@ def launch(
         prevent_thread_lock=True,
         quiet=True,
         theme=gr.themes.Soft(),
+        app_kwargs={"middleware": [throttle]},
     )
+    janitor.protect_existing()  # after launch: the demo examples already in the cache stay
     print(f"Serving on {local_url}", flush=True)
     if settings.app_share:
         if share_url:
@@ -310,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, help="Port (default $PORT or 7860; 0 = free port).")
     parser.add_argument("--share", action="store_true", default=None, help="Public share link.")
     parser.add_argument("--root-path", help="URL prefix when served behind a proxy.")
-    parser.add_argument("--auth", help="user:password for basic auth.")
+    parser.add_argument("--auth", help="user:password for the login page.")
     args = parser.parse_args(argv)
     overrides = {
         "app_host": args.host,
@@ -321,4 +341,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     settings.ensure_dirs()
+    handler = logging.StreamHandler()  # the app's own one-line entries (rejected inputs, ...)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
     launch(settings)
