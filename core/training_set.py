@@ -20,7 +20,7 @@ PACK_PREFIX = "pack:"
 
 @dataclass(frozen=True)
 class TrainingSet:
-    table: pd.DataFrame  # recording_id, composer, work, source, segment, start_s, features
+    table: pd.DataFrame  # recording_id, composer, work, source, segment, features
     split: pd.Series  # recording_id -> "train" / "test"
     test_ids: list[str]  # held-out recordings of the primary source (what the gate scores)
     dropped_composers: dict[str, int]  # composer -> training works, below the minimum
@@ -57,7 +57,7 @@ def build(
     if pack is not None and not pack.empty:
         extra = pack_recordings(pack)
         frames.append(extra[~extra["work"].isin(test_works)])
-    columns = ["recording_id", "composer", "work", "source", "segment", "start_s", *feature_names]
+    columns = ["recording_id", "composer", "work", "source", "segment", *feature_names]
     combined = pd.concat([f[_present(f, columns)] for f in frames], ignore_index=True)
     recording_sides = combined["recording_id"].map(sides).fillna("train")
 
