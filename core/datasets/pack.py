@@ -833,7 +833,7 @@ def download_midi(
     """Fetch every piece's MIDI file from ``{base_url}/{file}`` into ``dest/<file>`` (resumable,
     size- and sha256-checked by ``core.download``) and write ``dest/sources.csv`` so ``dest``
     is a folder ``composer build-pack --midi-dir`` accepts."""
-    from core.download import RemoteFile, download_file
+    from core.download import DownloadError, RemoteFile, download_file
 
     dest = Path(dest)
     paths = []
@@ -846,7 +846,13 @@ def download_midi(
             algorithm="sha256" if p.sha256 else None,
             digest=p.sha256 or None,
         )
-        paths.append(download_file(remote, folder, progress=progress, retries=2, backoff=0.5))
+        try:
+            paths.append(download_file(remote, folder, progress=progress, retries=2, backoff=0.5))
+        except DownloadError as exc:
+            raise type(exc)(
+                f"{exc} (MIDI base URL: {base_url}; change it with --base-url or "
+                "COMPOSER_MIDI_BASE_URL)"
+            ) from exc
 
     def write(tmp: str) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
