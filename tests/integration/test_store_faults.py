@@ -462,3 +462,83 @@ def test_a_flusher_killed_mid_flush_loses_and_doubles_nothing(postgres_url, tmp_
         assert up.spool_files() == [] and up.health().status == "ok"
     finally:
         up.close()
+
+
+def test_the_app_answers_feedback_and_health_while_the_database_is_frozen(
+    make_settings, postgres_url, proxy, tmp_path
+):
+    """The real Gradio app with its store behind the proxy (no model needed: the prediction is
+    recorded through the same store, the app's ``record`` path, before the freeze). Frozen, the
+    feedback is answered within the deadline and /health says degraded; restored, the feedback
+    lands in the database and /health says ok. Refused answers get the store's message."""
+    import httpx
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from gradio_app.app import launch
+    from tests.app.conftest import app_test_settings
+
+    settings = app_test_settings(make_settings, tmp_path).model_copy(
+        update={
+            "database_url": proxy.url(postgres_url),
+            "app_workers": 0,
+            "db_connect_timeout_s": CONNECT_S,
+            "db_statement_timeout_s": STATEMENT_S,
+            "db_retry_interval_s": RETRY_S,
+        }
+    )
+    running = launch(settings, block=False)
+    try:
+        client = Client(running.url, verbose=False, download_files=False, analytics_enabled=False)
+
+        def health() -> tuple[int, dict, float]:
+            started = time.monotonic()
+            answer = httpx.get(running.url.rstrip("/") + "/health", timeout=30)
+            return answer.status_code, answer.json(), time.monotonic() - started
+
+        def feedback(prediction_id: str, composer: str, other: str | None = None):
+            started = time.monotonic()
+            thanks = client.predict(prediction_id, composer, other, api_name="/feedback")
+            return thanks, time.monotonic() - started
+
+        record = make_record("Bach")
+        running.store.record(record)
+        code, state, _ = health()
+        assert (code, state["status"], state["spooled"]) == (200, "ok", 0)
+        for composer, message in [
+            ("Haydn", "not a composer this model knows"),
+            ("x" * 300, "too long"),
+        ]:
+            with pytest.raises(AppError, match=message):
+                feedback(record.id, composer)
+
+        proxy.freeze()
+        thanks, frozen_s = feedback(record.id, "Someone else (not in the list)", "Clara Schumann")
+        code, state, health_s = health()
+        assert "other:Clara Schumann" in thanks
+        assert (code, state["status"], state["database"], state["spooled"]) == (
+            200,
+            "degraded",
+            False,
+            1,
+        )
+        proxy.restore()
+        deadline = time.monotonic() + 30
+        while health()[1]["status"] != "ok" and time.monotonic() < deadline:
+            running.store.flush_spool()
+            time.sleep(0.5)
+        _, _, stored_feedback = stored(postgres_url)
+        print(
+            f"\napp with the database frozen: feedback answered in {frozen_s:.2f} s, /health in "
+            f"{health_s:.2f} s ({state['message']}); after restore {health()[1]['message']}"
+        )
+        assert stored_feedback == {record.id: "other:Clara Schumann"}
+        assert frozen_s < CONNECT_S + STATEMENT_S + 2
+        assert health_s < CONNECT_S + STATEMENT_S + 2
+        assert health()[:2] == (
+            200,
+            {**state, "status": "ok", "database": True, "spooled": 0, "message": "ok"},
+        )
+    finally:
+        running.close()
+        running.store.close()
