@@ -623,6 +623,11 @@ def _pack_options(midi_dir: Path, work_dir: Path | None, chunks: int = 1):
     )
 
 
+def _line(text: str) -> None:
+    """One progress line per finished job (stderr: unbuffered, also when redirected)."""
+    console.print(text, highlight=False, soft_wrap=True)
+
+
 @app.command("build-pack")
 def build_pack(
     midi_dir: Annotated[Path, typer.Option(help="piano-midi folder: sources.csv + MIDI files.")],
@@ -647,7 +652,7 @@ def build_pack(
         pieces = pack.select_pieces(pack.read_sources(midi_dir), only)
         console.print(f"{len(pieces)} pieces x {len(opts.variants)} SoundFonts -> {opts.work_dir}")
         command = " ".join(["composer", *sys.argv[1:]])
-        manifest = pack.build(pieces, opts, out_dir, command, workers)
+        manifest = pack.build(pieces, opts, out_dir, command, workers, _line)
     except (pack.PackError, RenderError) as error:
         _fail(error)
     console.print(
@@ -676,9 +681,8 @@ def build_shifted(
     try:
         opts = _pack_options(midi_dir, work_dir)
         excerpts = pack.read_demo_excerpts(demo_manifest or _settings().demo_dir / "manifest.csv")
-        manifest = pack.build_shifted(
-            excerpts, opts, out_dir, " ".join(["composer", *sys.argv[1:]]), workers
-        )
+        command = " ".join(["composer", *sys.argv[1:]])
+        manifest = pack.build_shifted(excerpts, opts, out_dir, command, workers, _line)
     except (pack.PackError, RenderError) as error:
         _fail(error)
     console.print(
