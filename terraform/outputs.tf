@@ -45,3 +45,8 @@ output "db_password_secret" {
   description = "Secret Manager secret holding the database password (the name only, never the value)."
   value       = google_secret_manager_secret.db_password.id
 }
+
+output "app_login_secret" {
+  description = "Secret Manager secret holding the app's login (user:password) when app_public = true; null otherwise. The name only, never the value."
+  value       = var.app_public ? google_secret_manager_secret.app_login[0].id : null
+}

@@ -203,6 +203,19 @@ resource "google_cloud_run_v2_service" "app" {
           }
         }
       }
+      # Public app: its login page, "user:password" from Secret Manager (see access.tf).
+      dynamic "env" {
+        for_each = var.app_public ? [google_secret_manager_secret.app_login[0].secret_id] : []
+        content {
+          name = "COMPOSER_APP_AUTH"
+          value_source {
+            secret_key_ref {
+              secret  = env.value
+              version = "latest"
+            }
+          }
+        }
+      }
 
       volume_mounts {
         name       = "cloudsql"
@@ -240,6 +253,8 @@ resource "google_cloud_run_v2_service" "app" {
   depends_on = [
     google_secret_manager_secret_iam_member.db_password,
     google_secret_manager_secret_version.db_password,
+    google_secret_manager_secret_iam_member.app_login,
+    google_secret_manager_secret_version.app_login,
     google_project_iam_member.sql_client,
     google_sql_database.databases,
     google_sql_user.app,

@@ -55,9 +55,20 @@ variable "image_tag" {
 }
 
 variable "app_public" {
-  description = "Let anyone on the internet call the app (an allUsers run.invoker binding). Off by default: callers then need run.invoker."
+  description = "Let anyone on the internet call the app (an allUsers run.invoker binding). Off by default: callers then need run.invoker. When on, the app's login page is switched on with a generated password kept in Secret Manager (output app_login_secret)."
   type        = bool
   default     = false
+}
+
+variable "app_login_user" {
+  description = "User name of the app's login page when app_public = true (the password is generated and stored in Secret Manager)."
+  type        = string
+  default     = "composer"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]{3,32}$", var.app_login_user))
+    error_message = "app_login_user must be 3-32 letters, digits, '_', '.' or '-' (no ':')."
+  }
 }
 
 variable "app_min_instances" {
