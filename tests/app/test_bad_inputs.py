@@ -1,13 +1,17 @@
 """Bad and odd uploads through the public API against a live server (``live_app``: clips are
 analysed up to 60 s, uploads up to 5 MB).
 
-Bad inputs must come back as a clear error that names the problem (no traceback), record
+Bad inputs -- a representative subset of the 160 hostile cases of
+``tests/unit/test_hostile_inputs.py`` plus a few made here -- must come back as a clear error
+that names the problem and shows no server path, write one log line (no traceback), record
 nothing, and leave the server serving. Odd but valid inputs must give a recorded prediction
 whose notes say what was done (resampled, downmixed, truncated).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -22,6 +26,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from core.config import REPO_ROOT
+from tests.unit import test_hostile_inputs as hostile
 
 pytestmark = [
     pytest.mark.integration,
@@ -183,7 +188,7 @@ class Odd:
 
 BAD = {
     "empty": Bad(make_empty, ("empty.wav", "empty", "0 bytes")),
-    "text_renamed_wav": Bad(make_text_as_wav, ("notes.wav", "not a readable audio file")),
+    "text_renamed_wav": Bad(make_text_as_wav, ("notes.wav", "not an audio file (text)")),
     "truncated_mp3": Bad(make_truncated_mp3, ("truncated.mp3", "at least 1 s")),
     "random_bytes_ogg": Bad(make_random_ogg, ("noise.ogg", "not a readable audio file")),
     "silence": Bad(make_silence, ("silence.wav", "silent")),
@@ -193,6 +198,35 @@ BAD = {
     "id3_tag_only_mp3": Bad(make_id3_only_mp3, ("tag_only.mp3", "not a readable audio file")),
     "video_without_audio": Bad(make_video_only, ("video_only.mp4", "no audio track")),
 }
+# The representative subset of the unit suite's hostile cases, by name (their expected
+# error words come along).
+HOSTILE = [
+    "zero_channels.wav",
+    "zero_rate.wav",
+    "rate_4ghz.wav",
+    "channels_65535.wav",
+    "unknown_codec.wav",
+    "max_float32.wav",
+    "pos_inf.wav",
+    "float64_1e300.wav",
+    "wav_cut_at_36.wav",
+    "cut_0.001.flac",
+    "image.mp3",
+    "paper.mp3",
+    "zipped.wav",
+    "notes.txt",
+    "unicode.flac",
+    "video_only.mkv",
+    "hls_url.m3u8",
+    "hls_path.wav",
+    "hls_file.mp3",
+    "ffconcat.wav",
+    "nul_then_hls.wav",
+    "random_3.flac",
+    "bomb_silence.flac",
+]
+HOSTILE_CASES = {c.name: c for c in hostile.CASES if c.name in HOSTILE}
+assert len(HOSTILE_CASES) == len(HOSTILE)
 ODD = {
     "96_khz": Odd(make_96k, ("resampled 96000 Hz to 22050 Hz",)),
     "8_bit_unsigned": Odd(make_8bit, ("resampled 11025 Hz to 22050 Hz",)),
@@ -227,19 +261,72 @@ def still_serving(client: Client) -> None:
 # --------------------------------------------------------------------------- tests
 
 
-@pytest.mark.parametrize("case", BAD.values(), ids=BAD.keys())
-def test_bad_input_is_rejected_clearly(case: Bad, live_app, client, tmp_path):
-    path = case.make(tmp_path)
+@pytest.fixture(scope="module")
+def outside(tmp_path_factory) -> Path:
+    """A real clip outside the upload: what the playlists point at."""
+    return hostile.fresh_outside(tmp_path_factory.mktemp("server-side") / "media")
+
+
+def rejected(client, path: Path, live_app, caplog, capfd) -> str:
+    """Send one bad file; return the message after the checks every rejection must pass."""
     before = n_rows(live_app)
-    with pytest.raises(AppError) as caught:
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="gradio_app"), pytest.raises(AppError) as caught:
         client.predict(handle_file(str(path)), api_name="/predict")
     message = str(caught.value)
+    assert message.startswith(f"{path.name}: "), message
+    assert "Traceback" not in message and "\n" not in message
+    assert_path_free(message, path)
+    lines = [r for r in caplog.records if r.name == "gradio_app" and "rejected" in r.message]
+    assert len(lines) == 1, [r.message for r in lines]
+    assert lines[0].levelno == logging.INFO and lines[0].exc_info is None
+    assert "\n" not in lines[0].getMessage() and path.name in lines[0].getMessage()
+    assert_path_free(lines[0].getMessage(), path)
+    assert "Traceback" not in capfd.readouterr().err  # Gradio printed none either
+    assert n_rows(live_app) == before
     print(f"\n{path.name}: {message}")
+    return message
+
+
+def assert_path_free(text: str, path: Path) -> None:
+    assert "/tmp" not in text and str(path.parent) not in text, text
+    assert not re.search(r"[0-9a-f]{32,}", text), text  # Gradio's per-upload folder names
+
+
+@pytest.mark.parametrize("case", BAD.values(), ids=BAD.keys())
+def test_bad_input_is_rejected_clearly(case: Bad, live_app, client, tmp_path, caplog, capfd):
+    path = case.make(tmp_path)
+    message = rejected(client, path, live_app, caplog, capfd)
     for word in case.words:
         assert word.lower() in message.lower(), message
-    assert "Traceback" not in message
-    assert n_rows(live_app) == before
     still_serving(client)
+
+
+@pytest.mark.parametrize("case", HOSTILE_CASES.values(), ids=HOSTILE_CASES.keys())
+def test_hostile_input_is_rejected_clearly(
+    case: hostile.Case, live_app, client, tmp_path, outside, caplog, capfd
+):
+    path = case.make(tmp_path, outside)
+    message = rejected(client, path, live_app, caplog, capfd)
+    for word in case.words:
+        assert word.lower() in message.lower(), message
+    still_serving(client)
+
+
+def test_huge_prediction_id_is_refused_without_logging_it(live_app, client, caplog, capfd):
+    """A 1 MB prediction id in the feedback endpoint: a short answer, and the logs and the
+    console get far less than the id (before: 2 MB were written)."""
+    huge = "x" * 1_000_000
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG), pytest.raises(AppError) as caught:
+        client.predict(huge, "Chopin", api_name="/feedback")
+    message = str(caught.value)
+    print(f"\nfeedback with a 1 MB id: {message[:120]}")
+    assert len(message) < 300
+    logged = sum(len(r.getMessage()) for r in caplog.records)
+    printed = capfd.readouterr()
+    print(f"logged {logged} characters, printed {len(printed.err) + len(printed.out)}")
+    assert logged < 10_000 and len(printed.err) + len(printed.out) < 10_000
 
 
 @pytest.mark.parametrize("case", ODD.values(), ids=ODD.keys())
