@@ -214,6 +214,9 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 
 
+_AUDIO_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"ID3", b"FORM", b"caff", b".snd", b"wvpk")
+
+
 def refuse_non_audio(head: bytes, name: str) -> None:
     """Refuse what is certainly not a recording from its first bytes, before a decoder (which
     might follow a playlist's references) sees it."""
@@ -224,6 +227,12 @@ def refuse_non_audio(head: bytes, name: str) -> None:
         raise NotAudioError(f"{name}: not an audio file (looks like WebP image).")
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         raise NotAudioError(f"{name}: AVI video is not accepted; upload the audio itself.")
+    if head.startswith(_AUDIO_MAGIC):
+        if len(head) < 32:
+            raise CorruptAudioError(
+                f"{name}: the file is truncated ({len(head)} bytes: not even a whole header)."
+            )
+        return
     text = _as_text(head)
     if text is None:
         return
@@ -328,11 +337,26 @@ def _decode(path: Path, name: str, max_seconds: float) -> tuple[np.ndarray, int,
                 )
             check_header(name, handle.samplerate, handle.channels, f"{handle.format} header")
             try:
-                return _read_blocks(handle, max_seconds)
+                decoded = _read_blocks(handle, max_seconds)
             except (sf.LibsndfileError, RuntimeError) as error:
-                raise CorruptAudioError(
-                    f"{name}: the audio data is corrupt ({_libsndfile_reason(error)})."
-                ) from error
+                # e.g. "flac decoder lost sync" on a cut upload: ffmpeg decodes what is there
+                reason = _libsndfile_reason(error)
+                return _ffmpeg_or_corrupt(path, name, max_seconds, reason, error)
+    if not len(decoded[0]) and path.stat().st_size > SNIFF_BYTES:
+        # libsndfile found nothing in a sizeable file (a cut Ogg stream): ask ffmpeg
+        return _ffmpeg_or_corrupt(path, name, max_seconds, "no samples found", None)
+    return decoded
+
+
+def _ffmpeg_or_corrupt(
+    path: Path, name: str, max_seconds: float, reason: str, cause: Exception | None
+) -> tuple[np.ndarray, int, int, float]:
+    try:
+        return _decode_with_ffmpeg(path, name, max_seconds)
+    except AudioError as error:
+        raise CorruptAudioError(
+            f"{name}: the audio data is corrupt or truncated ({reason})."
+        ) from cause or error
 
 
 def _read_blocks(handle: sf.SoundFile, max_seconds: float) -> tuple[np.ndarray, int, int, float]:
@@ -357,7 +381,8 @@ def _read_blocks(handle: sf.SoundFile, max_seconds: float) -> tuple[np.ndarray, 
 def _libsndfile_reason(error: Exception) -> str:
     """libsndfile's own words without the object or path it was given."""
     reason = getattr(error, "error_string", None) or str(error).rsplit(":", 1)[-1]
-    return reason.strip().rstrip(".") or "unreadable"
+    reason = reason.strip().removeprefix("Error :").strip()
+    return reason.rstrip(".") or "unreadable"
 
 
 def _looks_truncated(text: str) -> bool:
