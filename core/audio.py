@@ -228,7 +228,7 @@ def refuse_non_audio(head: bytes, name: str) -> None:
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         raise NotAudioError(f"{name}: AVI video is not accepted; upload the audio itself.")
     if head.startswith(_AUDIO_MAGIC):
-        if len(head) < 32:
+        if len(head) < 32 and not head.startswith(b"ID3"):  # a bare ID3 tag: decoders say
             raise CorruptAudioError(
                 f"{name}: the file is truncated ({len(head)} bytes: not even a whole header)."
             )
