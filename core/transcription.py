@@ -22,6 +22,7 @@ import numpy as np
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 FLOAT_MODEL = ASSETS / "basic_pitch_nmp.onnx"
+INT8_MODEL = ASSETS / "basic_pitch_nmp.int8.onnx"  # scripts/quantize_transcriber.py
 
 SAMPLE_RATE = 22050  # the network's input rate
 FFT_HOP = 256
@@ -77,7 +78,8 @@ class Transcriber:
 
     ``overlap_frames`` is how many output frames neighbouring 2 s windows share (basic-pitch
     uses 30; half of them are cut from each window's edges). All windows of a clip go through
-    the network in batches of ``batch_windows`` (one ``run`` call each).
+    the network in batches of ``batch_windows`` (one ``run`` call each). ``optimize`` turns on
+    all of onnxruntime's graph optimisations (layout transforms, fusions).
     """
 
     def __init__(
@@ -85,12 +87,14 @@ class Transcriber:
         model_path: Path = FLOAT_MODEL,
         overlap_frames: int = 30,
         batch_windows: int = 32,
+        optimize: bool = True,
     ) -> None:
         if overlap_frames % 2 or not 0 <= overlap_frames < WINDOW_FRAMES:
             raise ValueError("overlap_frames must be even and smaller than a window")
         self.model_path = Path(model_path)
         self.overlap_frames = overlap_frames
         self.batch_windows = batch_windows
+        self.optimize = optimize
         self._session = None
         self._lock = threading.Lock()
 
@@ -109,7 +113,7 @@ class Transcriber:
         if self._session is None:
             with self._lock:
                 if self._session is None:
-                    self._session = _new_session(self.model_path)
+                    self._session = _new_session(self.model_path, self.optimize)
         return self._session
 
     def __getstate__(self) -> dict:
@@ -185,14 +189,15 @@ def transcribe(samples: np.ndarray, sample_rate: int) -> Transcription:
     return default_transcriber().transcribe(samples, sample_rate)
 
 
-def _new_session(model_path: Path):
+def _new_session(model_path: Path, optimize: bool = True):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    level = "ORT_ENABLE_ALL" if optimize else "ORT_ENABLE_BASIC"  # basic: the bench's baseline
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
     options.log_severity_level = 3  # errors only: ordinary commands stay quiet
     return ort.InferenceSession(
         str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
