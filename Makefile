@@ -9,7 +9,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/var/numba
 export MPLCONFIGDIR ?= $(CURDIR)/var/matplotlib
 export PYTHONWARNINGS ?= ignore
 
-.PHONY: help venv run train serve featurize download-data info up down status test test-fast lint format bench bench-app clean deploy deploy-check
+.PHONY: help venv run train serve featurize download-data info up down status test test-fast lint format bench bench-app bench-transcription clean deploy deploy-check
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ bench: $(STAMP) ## Featurization speed and accuracy vs the seed extractor
 
 bench-app: $(STAMP) ## 8 concurrent API clients against the app: p50/p95 latency
 	$(BIN)/python bench/app_load.py
+
+bench-transcription: $(STAMP) ## Transcription variants: CPU-s per 30 s clip and onset F1 vs MIDI
+	$(BIN)/python bench/transcription_bench.py
 
 clean: ## Remove generated state (var/), keeps .venv
 	rm -rf var .pytest_cache .ruff_cache

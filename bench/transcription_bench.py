@@ -52,26 +52,22 @@ def variants() -> dict[str, Transcriber]:
     basic graph optimisations, 30 overlapping frames)."""
     out = {
         "float, per window, basic opt. (basic-pitch)": Transcriber(
-            FLOAT_MODEL, batch_windows=1, optimize=False
+            FLOAT_MODEL, overlap_frames=30, batch_windows=1, optimize=False
         ),
-        "float, batched, all opt.": Transcriber(FLOAT_MODEL),
+        "float, batched, all opt.": Transcriber(FLOAT_MODEL, overlap_frames=30),
         "float, batched, all opt., overlap 20": Transcriber(FLOAT_MODEL, overlap_frames=20),
     }
     if INT8_MODEL.exists():
-        out["int8 (QDQ, CQT float), batched"] = Transcriber(INT8_MODEL)
+        out["int8 (QDQ, CQT float), batched"] = Transcriber(INT8_MODEL, overlap_frames=30)
         out["int8 (QDQ, CQT float), overlap 20"] = Transcriber(INT8_MODEL, overlap_frames=20)
     served = transcription.default_transcriber()
-    for name, t in out.items():
-        same = (t.model_path, t.overlap_frames, t.batch_windows, t.optimize)
-        if same == (
-            served.model_path,
-            served.overlap_frames,
-            served.batch_windows,
-            served.optimize,
-        ):
-            out[f"{name}  [served]"] = out.pop(name)
-            break
-    return out
+    key = (served.model_path, served.overlap_frames, served.batch_windows, served.optimize)
+    return {
+        f"{name}  [served]"
+        if (t.model_path, t.overlap_frames, t.batch_windows, t.optimize) == key
+        else name: t
+        for name, t in out.items()
+    }
 
 
 def onset_f1(reference: pd.DataFrame, result: transcription.Transcription) -> float:
@@ -107,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--featurize-clips", type=int, default=8)
     args = parser.parse_args(argv)
     threadpool_limits(1)
-    console = Console()
+    console = Console(width=150)
     manifest = pick(pd.read_csv(DEMO / "manifest.csv"), args.clips)
     notes_path = DEMO / "notes.parquet"
     if not notes_path.exists():

@@ -13,7 +13,7 @@ from core import featurize, transcription
 from core.config import FeatureConfig
 from core.features import feature_names, spectral_feature_names
 from core.note_features import note_feature_names, note_features
-from core.transcription import Transcriber, _decode_notes, transcribe
+from core.transcription import FLOAT_MODEL, INT8_MODEL, Transcriber, _decode_notes, transcribe
 
 pytestmark = pytest.mark.unit
 
@@ -81,9 +81,18 @@ def test_silence_and_empty_input_give_no_notes(samples: np.ndarray) -> None:
     assert result.posteriorgram.shape[1] == 88
 
 
-def test_less_window_overlap_finds_the_same_notes() -> None:
-    result = Transcriber(overlap_frames=20).transcribe(piano(MELODY, 6.0), SR)
+def test_float_network_with_basic_pitchs_overlap_finds_the_same_notes() -> None:
+    result = Transcriber(FLOAT_MODEL, overlap_frames=30).transcribe(piano(MELODY, 6.0), SR)
     assert_recovers(result, MELODY)
+
+
+def test_served_int8_network_stays_close_to_the_float_network() -> None:
+    y = piano(MELODY, 6.0)
+    float_note, _ = Transcriber(FLOAT_MODEL).posteriorgrams(y)
+    int8_note, _ = Transcriber(INT8_MODEL).posteriorgrams(y)
+    assert float_note.shape == int8_note.shape
+    assert np.abs(float_note - int8_note).mean() < 0.01
+    assert np.abs(float_note - int8_note).max() < 0.15
 
 
 def test_transcriber_pickles_without_its_session(melody) -> None:
