@@ -63,7 +63,7 @@ def variants() -> dict[str, Transcriber]:
     served = transcription.default_transcriber()
     key = (served.model_path, served.overlap_frames, served.batch_windows, served.optimize)
     return {
-        f"{name}  [served]"
+        f"{name} (served)"
         if (t.model_path, t.overlap_frames, t.batch_windows, t.optimize) == key
         else name: t
         for name, t in out.items()
