@@ -76,9 +76,11 @@ class Transcription:
 class Transcriber:
     """One onnxruntime session over one variant of the network.
 
-    The defaults are the served variant: the int8 network (``scripts/quantize_transcriber.py``)
-    with 20 overlapping frames, 1.45x cheaper than basic-pitch's own float setup at the same
-    note-onset F1 (0.850 vs 0.856 median on the demo clips; ``make bench-transcription``).
+    The defaults are the served variant: the float network with basic-pitch's 30 overlapping
+    frames, batched, all graph optimisations (what the shipped v4 pack was built with). The
+    int8 network (``INT8_MODEL``, ``scripts/quantize_transcriber.py``) with 20 overlapping
+    frames is ~1.25x cheaper still at nearly the same onset F1 (``make bench-transcription``),
+    but changes the note features' values: serving it needs a pack rebuild and a schema bump.
 
     ``overlap_frames`` is how many output frames neighbouring 2 s windows share (basic-pitch
     uses 30; half of them are cut from each window's edges). All windows of a clip go through
@@ -88,8 +90,8 @@ class Transcriber:
 
     def __init__(
         self,
-        model_path: Path = INT8_MODEL,
-        overlap_frames: int = 20,
+        model_path: Path = FLOAT_MODEL,
+        overlap_frames: int = 30,
         batch_windows: int = 32,
         optimize: bool = True,
     ) -> None:
