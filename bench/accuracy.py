@@ -49,7 +49,7 @@ VARIANTS = {
     "v4-demo": ("spectral+notes", False),
     "v4-pack": ("spectral+notes", True),
 }
-console = Console()
+console = Console(width=150)
 
 
 @dataclass

@@ -52,7 +52,7 @@ from threadpoolctl import threadpool_limits
 from core.audio import load_audio
 from core.config import REPO_ROOT, AudioLimits, FeatureConfig
 from core.datasets import demo
-from core.features import extract, feature_names
+from core.features import extract, spectral_feature_names
 from core.featurize import featurize_manifest
 
 try:
@@ -193,7 +193,7 @@ def run_ours(manifest: pd.DataFrame, config: FeatureConfig, limits: AudioLimits)
 def run_manifest(
     manifest: pd.DataFrame, config: FeatureConfig, limits: AudioLimits, workers: int
 ) -> tuple[Pass, dict[str, str]]:
-    names = feature_names(config)
+    names = spectral_feature_names(config)
     with (
         tempfile.TemporaryDirectory(prefix="featurize-bench-") as cache,
         console.status(f"[bold]ours[/] featurize_manifest, {workers} workers, cold cache"),
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = choose(manifest, args.limit, args.seed)
     config = FeatureConfig(segment_seconds=CLIP_SECONDS, hop_seconds=CLIP_SECONDS)
     limits = AudioLimits()
-    names = feature_names(config)
+    names = spectral_feature_names(config)
     if names != NAIVE_NAMES:
         raise SystemExit("bench.naive_features.NAIVE_NAMES no longer matches core.features.")
 

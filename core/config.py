@@ -129,7 +129,7 @@ class Settings(BaseSettings):
         7860, ge=0, le=65535, validation_alias=AliasChoices("PORT", "COMPOSER_APP_PORT")
     )
     app_share: bool = Field(False, description="Ask Gradio for a public share link.")
-    app_auth: str | None = Field(None, description="'user:password' for basic auth.")
+    app_auth: str | None = Field(None, description="'user:password' for the login page.")
     app_root_path: str = Field("", description="Path prefix when served behind a proxy.")
     app_max_file_mb: float = Field(50.0, gt=0, description="Upload size limit.")
     app_model_ttl_s: float = Field(30.0, ge=0, description="How often to check the alias.")

@@ -25,6 +25,7 @@ locals {
     "requests"          = ">=2.31"
     "evidently"         = "==0.7.23"
     "google-cloud-run"  = "==0.16.2"
+    "onnxruntime"       = "==1.31.1"
   }
 }
 

@@ -46,7 +46,7 @@ def dagbag(tmp_path_factory) -> dict:
 
 def test_every_dag_imports_with_docs_tags_and_owner(dagbag):
     assert dagbag["errors"] == {}
-    assert set(dagbag["dags"]) == {"featurize", "train", "monitor"}
+    assert set(dagbag["dags"]) == {"featurize", "train", "monitor", "build_pack"}
     for dag_id, info in dagbag["dags"].items():
         assert "composer" in info["tags"], dag_id
         assert info["doc"], dag_id

@@ -167,7 +167,7 @@ def test_bad_files_are_reported_and_the_rest_come_through(
     assert (report.computed, report.cached) == (3, 0)
     assert set(report.failed) == {"bad", "hush", "gone"}
     assert report.failed["bad"].startswith("bad.wav: ")
-    assert "not a readable audio file" in report.failed["bad"]
+    assert "not an audio file (text)" in report.failed["bad"]
     assert report.failed["hush"].startswith("silent.wav: ")
     assert "silent" in report.failed["hush"]
     assert "nope.wav" in report.failed["gone"]  # an OSError from hashing the missing file
