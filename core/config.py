@@ -120,7 +120,10 @@ class Settings(BaseSettings):
         "within connect + statement timeout.",
     )
     db_retry_interval_s: float = Field(
-        5.0, ge=0, le=600, description="After a database failure, spool without trying for this long."
+        5.0,
+        ge=0,
+        le=600,
+        description="After a database failure, spool without trying for this long.",
     )
 
     # The app.

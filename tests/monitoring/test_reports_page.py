@@ -55,7 +55,10 @@ def test_page_lists_every_window_with_its_figures(reports_url, monitored):
     shifted, calm, few = monitored["shifted"], monitored["in"], monitored["few"]
     for summary in (shifted, calm, few):
         assert f'data-window="{summary["report_dir"]}"' in text
-    assert f"{shifted['drift_share']:.1%} ({shifted['drifted_columns']}/{shifted['n_columns']})" in text
+    assert (
+        f"{shifted['drift_share']:.1%} ({shifted['drifted_columns']}/{shifted['n_columns']})"
+        in text
+    )
     assert "data drift: " in text and "not enough data" in text and "no action" in text
     assert f"{calm['feedback_accuracy']:.0%} <small>({calm['feedback_rows']} rows)" in text
     assert 'href="reports/2026-03-02/drift.html"' in text
