@@ -9,7 +9,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/var/numba
 export MPLCONFIGDIR ?= $(CURDIR)/var/matplotlib
 export PYTHONWARNINGS ?= ignore
 
-.PHONY: help venv run train serve featurize download-data info up down status test test-fast lint format bench bench-app bench-transcription clean deploy deploy-check
+.PHONY: help venv run train serve featurize download-data info up down status test test-fast lint format bench bench-accuracy bench-app bench-transcription clean deploy deploy-check
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ format: $(STAMP) ## ruff format + autofix
 
 bench: $(STAMP) ## Featurization speed and accuracy vs the seed extractor
 	$(BIN)/python bench/featurize_bench.py
+
+bench-accuracy: $(STAMP) ## Recognition on held-out works and the shifted set: v3 vs v4, demo vs demo + pack
+	$(BIN)/python bench/accuracy.py
 
 bench-app: $(STAMP) ## 8 concurrent API clients against the app: p50/p95 latency
 	$(BIN)/python bench/app_load.py
