@@ -66,11 +66,7 @@ def build(
     kept = ~combined["composer"].isin(dropped.keys())
     combined = combined[kept].reset_index(drop=True)
     recording_sides = recording_sides[kept].reset_index(drop=True)
-    per_recording = (
-        pd.Series(recording_sides.to_numpy(), index=combined["recording_id"].to_numpy())
-        .groupby(level=0)
-        .first()
-    )
+    per_recording = recording_sides.groupby(combined["recording_id"]).first()
     _assert_no_leak(combined, per_recording)
     test_ids = sorted(per_recording.index[per_recording == "test"])
     return TrainingSet(

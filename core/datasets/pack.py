@@ -309,13 +309,25 @@ def rows_path(
     return Path(work_dir) / "rows" / key / f"{_key(piece, variant, chunk)}.parquet"
 
 
+def labelled_rows(
+    y: np.ndarray, config: FeatureConfig, head: dict[str, Any], offset_s: float = 0.0
+) -> pd.DataFrame:
+    """``featurize_audio`` rows (float32, starts shifted by ``offset_s``) behind the
+    metadata columns in ``head``: the row format of the pack and the shifted set."""
+    from core.featurize import featurize_audio
+
+    rows = featurize_audio(y, config)
+    rows["start_s"] = (rows["start_s"] + np.float32(offset_s)).astype(np.float32)
+    features = [c for c in rows.columns if c not in ("segment", "start_s")]
+    rows[features] = rows[features].astype(np.float32)
+    return pd.concat([pd.DataFrame(head, index=rows.index), rows], axis=1)
+
+
 def featurize_piece(
     piece: Piece, variant: Variant, opts: BuildOptions, chunk: int = 0
 ) -> tuple[Path, bool]:
     """Feature rows of one rendered chunk unless cached; (rows path, computed?)."""
     import soundfile as sf
-
-    from core.featurize import featurize_audio
 
     target = rows_path(opts.work_dir, opts.config, piece, variant, chunk)
     if target.is_file():
@@ -328,22 +340,15 @@ def featurize_piece(
         y, sr = sf.read(src, dtype="float32")
         if sr != opts.config.sample_rate:
             raise PackError(f"{src}: {sr} Hz, the feature config wants {opts.config.sample_rate}")
-        rows = featurize_audio(y, opts.config)
-        rows["start_s"] = (rows["start_s"] + np.float32(meta["start_s"])).astype(np.float32)
-        features = [c for c in rows.columns if c not in ("segment", "start_s")]
-        rows[features] = rows[features].astype(np.float32)
-        head = pd.DataFrame(
-            {
-                "piece": piece.piece,
-                "composer": piece.composer,
-                "work": piece.work,
-                "title": piece.title,
-                "source": variant.name,
-                "augmentation": meta["augmentation"],
-            },
-            index=rows.index,
-        )
-        out = pd.concat([head, rows], axis=1)
+        head = {
+            "piece": piece.piece,
+            "composer": piece.composer,
+            "work": piece.work,
+            "title": piece.title,
+            "source": variant.name,
+            "augmentation": meta["augmentation"],
+        }
+        out = labelled_rows(y, opts.config, head, offset_s=meta["start_s"])
     atomic_write(target, lambda tmp: out.to_parquet(tmp, index=False))
     return target, True
 
@@ -719,26 +724,18 @@ def render_excerpt(ex: Excerpt, opts: BuildOptions) -> tuple[Path, bool]:
 def featurize_excerpt(ex: Excerpt, opts: BuildOptions) -> pd.DataFrame:
     import soundfile as sf
 
-    from core.featurize import featurize_audio
-
     src = shifted_audio_path(opts.work_dir, ex)
     meta = json.loads(src.with_suffix(".json").read_text())
     y, _ = sf.read(src, dtype="float32")
-    rows = featurize_audio(y, opts.config)
-    features = [c for c in rows.columns if c not in ("segment", "start_s")]
-    rows[features] = rows[features].astype(np.float32)
-    head = pd.DataFrame(
-        {
-            "recording_id": ex.recording_id,
-            "composer": ex.composer,
-            "work": ex.work,
-            "title": ex.title,
-            "source": SHIFTED_SOUNDFONT,
-            "augmentation": meta["augmentation"],
-        },
-        index=rows.index,
-    )
-    return pd.concat([head, rows], axis=1)
+    head = {
+        "recording_id": ex.recording_id,
+        "composer": ex.composer,
+        "work": ex.work,
+        "title": ex.title,
+        "source": SHIFTED_SOUNDFONT,
+        "augmentation": meta["augmentation"],
+    }
+    return labelled_rows(y, opts.config, head)
 
 
 def _shifted_one(stage: str, ex: Excerpt, opts: BuildOptions) -> tuple[Any, float]:
