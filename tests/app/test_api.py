@@ -112,7 +112,7 @@ def test_feedback_is_recorded(live_app, client):
 def test_new_champion_is_served_without_restart(live_app, client, app_settings):
     running, _ = live_app
     url_before = running.url
-    second = pipeline.run(app_settings, "demo", candidates=("svm_rbf",))
+    second = pipeline.run(app_settings, "demo", candidates=("logistic_regression",))
     assert second.version != "1"
     registry.set_champion(registry.connect(app_settings), app_settings, second.version, "test")
 
