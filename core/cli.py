@@ -637,8 +637,11 @@ def build_pack(
     ] = None,
     workers: Annotated[int, typer.Option(min=1, max=2, help="Processes (at most 2).")] = 2,
     chunks: Annotated[
-        int, typer.Option(min=1, help="30 s chunks per piece and SoundFont (more: rerun).")
-    ] = 1,
+        int,
+        typer.Option(
+            min=1, help="30 s chunks per piece and SoundFont (the shipped pack: 4; more: rerun)."
+        ),
+    ] = 4,
     only: Annotated[
         list[str] | None, typer.Option(help="Only these composers or piece ids (repeatable).")
     ] = None,

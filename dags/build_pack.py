@@ -39,7 +39,9 @@ def _options(params: dict) -> pack.BuildOptions:
         "midi_dir": Param(type="string", minLength=1, description="piano-midi folder."),
         "out": Param("data/pack", type="string", minLength=1, description="Pack folder."),
         "work_dir": Param("", type="string", description="Cache ('' = HOME/pack-work)."),
-        "chunks": Param(1, type="integer", minimum=1, maximum=20, description="Per SoundFont."),
+        "chunks": Param(
+            4, type="integer", minimum=1, maximum=20, description="Per SoundFont (shipped: 4)."
+        ),
         "soundfonts": Param("musescore,fluidr3", type="string", description="Comma-separated."),
     },
 )
