@@ -28,22 +28,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import librosa
 import numpy as np
 import pandas as pd
-import sklearn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedGroupKFold
@@ -56,8 +52,28 @@ from core.features import extract, spectral_feature_names
 from core.featurize import featurize_manifest
 
 try:
+    from bench.featurize_report import (
+        Pass,
+        corpus_facts,
+        environment,
+        footnote,
+        load_text,
+        print_header,
+        results_table,
+        summarize,
+    )
     from bench.naive_features import NAIVE_NAMES, naive_extract
 except ModuleNotFoundError:  # run as a script: bench/ itself is on sys.path
+    from featurize_report import (  # type: ignore[no-redef]
+        Pass,
+        corpus_facts,
+        environment,
+        footnote,
+        load_text,
+        print_header,
+        results_table,
+        summarize,
+    )
     from naive_features import NAIVE_NAMES, naive_extract
 
 DEFAULT_DEMO_DIR = REPO_ROOT / "data" / "demo"
@@ -66,18 +82,6 @@ N_FOLDS = 5
 CLIP_SECONDS = 30.0
 
 console = Console() if sys.stdout.isatty() else Console(width=120)  # logs: no wrapping
-
-
-@dataclass
-class Pass:
-    """One feature set: per-clip matrix (rows in manifest order) and its timings."""
-
-    label: str
-    features: np.ndarray
-    seconds: float  # wall: sum of per-clip times, or the whole parallel run
-    processes: int
-    cpu_seconds: float | None  # user+system CPU of every process involved
-    per_clip: list[float] | None = None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -256,30 +260,31 @@ def cross_validate(
     }
 
 
-def summarize(p: Pass, n_clips: int, audio_seconds: float, naive_seconds: float) -> dict:
-    per_clip = p.seconds / n_clips
-    return {
-        "label": p.label,
-        "processes": p.processes,
-        "total_seconds": p.seconds,
-        "seconds_per_clip": per_clip,
-        "median_seconds_per_clip": float(np.median(p.per_clip)) if p.per_clip else None,
-        "cpu_seconds_per_clip": p.cpu_seconds / n_clips if p.cpu_seconds is not None else None,
-        "speedup_vs_naive": naive_seconds / p.seconds,
-        # audio seconds analysed per wall second of one process
-        "realtime_factor_per_core": audio_seconds / (p.seconds * p.processes),
-        "realtime_factor_per_cpu_second": (
-            audio_seconds / p.cpu_seconds if p.cpu_seconds else None
-        ),
-    }
-
-
-def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
-    return "-" if value is None else f"{value:{spec}}{suffix}"
-
-
-def _load(values: tuple[float, float, float]) -> str:
-    return " / ".join(f"{v:.2f}" for v in values)
+def evaluate(
+    passes: list[Pass], manifest: pd.DataFrame, audio_seconds: float, seed: int
+) -> tuple[list[dict], bool]:
+    """Summary row per pass, cross-validated when the corpus allows (the parallel pass has
+    the single-process vectors, so it shares their scores)."""
+    composers = manifest.composer.to_numpy()
+    works = manifest.work.to_numpy()
+    can_cv = manifest.composer.value_counts().max() >= N_FOLDS and len(set(works)) >= N_FOLDS
+    if not can_cv:
+        console.print(
+            f"[yellow]Too few clips for {N_FOLDS}-fold CV (need a composer with {N_FOLDS}+ "
+            f"clips and {N_FOLDS}+ works); timings only.[/]"
+        )
+    naive, _ours, parallel = passes
+    results = []
+    for p in passes:
+        row = summarize(p, len(manifest), audio_seconds, naive.seconds)
+        row["cv"] = None
+        if can_cv and p is not parallel:  # parallel = same vectors as ours (see parity)
+            with console.status(f"cross-validating the forest on {p.label} features"):
+                features = p.features.astype(np.float64)
+                row["cv"] = cross_validate(features, composers, works, seed)
+        results.append(row)
+    results[2]["cv"] = results[1]["cv"]
+    return results, can_cv
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,25 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     names = spectral_feature_names(config)
     if names != NAIVE_NAMES:
         raise SystemExit("bench.naive_features.NAIVE_NAMES no longer matches core.features.")
-
-    console.rule("composer-id featurization benchmark")
-    console.print(f"command:   {command}")
-    console.print(
-        f"python {platform.python_version()}  librosa {librosa.__version__}  "
-        f"numpy {np.__version__}  scikit-learn {sklearn.__version__}  "
-        f"CPUs {os.cpu_count()}  ({platform.platform()})"
-    )
-    load_before = os.getloadavg()
-    console.print("load average (1/5/15 min) at start: " + _load(load_before))
-    console.print(
-        f"clips:     {len(manifest)} from {manifest.composer.nunique()} composers, "
-        f"{manifest.work.nunique()} works ({args.demo_dir})"
-        + (
-            "  [yellow]PARTIAL: no manifest.csv yet, built from the files present[/]"
-            if partial
-            else ""
-        )
-    )
+    load_before = print_header(console, command, manifest, args.demo_dir, partial)
 
     durations = [
         min(librosa.get_duration(path=p), CLIP_SECONDS) for p in manifest.path
@@ -328,85 +315,25 @@ def main(argv: list[str] | None = None) -> int:
     ok = ~np.isnan(parallel.features).any(axis=1)
     parity = float(np.max(np.abs(parallel.features[ok] - ours.features[ok]))) if ok.any() else None
 
-    composers = manifest.composer.to_numpy()
-    works = manifest.work.to_numpy()
-    can_cv = manifest.composer.value_counts().max() >= N_FOLDS and len(set(works)) >= N_FOLDS
-    if not can_cv:
-        console.print(
-            f"[yellow]Too few clips for {N_FOLDS}-fold CV (need a composer with {N_FOLDS}+ "
-            f"clips and {N_FOLDS}+ works); timings only.[/]"
-        )
-    results = []
-    for p in (naive, ours, parallel):
-        row = summarize(p, len(manifest), audio_seconds, naive.seconds)
-        row["cv"] = None
-        if can_cv and p is not parallel:  # parallel = same vectors as ours (see parity)
-            with console.status(f"cross-validating the forest on {p.label} features"):
-                features = p.features.astype(np.float64)
-                row["cv"] = cross_validate(features, composers, works, args.seed)
-        results.append(row)
-    results[2]["cv"] = results[1]["cv"]
-
-    table = Table(
-        title=(
-            f"{len(manifest)} clips x {CLIP_SECONDS:g} s, decode included; "
-            f"{N_FOLDS}-fold grouped CV by work (seed {args.seed})"
-        )
+    results, can_cv = evaluate([naive, ours, parallel], manifest, audio_seconds, args.seed)
+    title = (
+        f"{len(manifest)} clips x {CLIP_SECONDS:g} s, decode included; "
+        f"{N_FOLDS}-fold grouped CV by work (seed {args.seed})"
     )
-    table.add_column("")
-    for row in results:
-        table.add_column(row["label"], justify="right")
-    table.add_row("seconds / clip (wall)", *[f"{r['seconds_per_clip']:.3f}" for r in results])
-    table.add_row(
-        "median s / clip (wall)", *[_fmt(r["median_seconds_per_clip"], ".3f") for r in results]
-    )
-    table.add_row("CPU s / clip", *[_fmt(r["cpu_seconds_per_clip"], ".3f") for r in results])
-    table.add_row("speed ratio naive/ours", *[f"{r['speedup_vs_naive']:.1f}x" for r in results])
-    table.add_row(
-        "realtime factor per core", *[f"{r['realtime_factor_per_core']:.0f}x" for r in results]
-    )
-    table.add_row(
-        "audio s per CPU s",
-        *[_fmt(r["realtime_factor_per_cpu_second"], ".0f", "x") for r in results],
-    )
-    if can_cv:
-        cvs = [r["cv"] for r in results]
-        table.add_row("CV accuracy (per clip)", *[f"{cv['accuracy']:.3f}" for cv in cvs])
-        table.add_row("CV macro-F1 (per clip)", *[f"{cv['macro_f1']:.3f}" for cv in cvs])
-        table.add_row(
-            "fold accuracy mean ± sd",
-            *[
-                f"{np.mean(cv['fold_accuracy']):.3f} ± {np.std(cv['fold_accuracy']):.3f}"
-                for cv in cvs
-            ],
-        )
     load_after = os.getloadavg()
-    console.print(table)
-    console.print("load average (1/5/15 min) at end: " + _load(load_after))
-    console.print(
-        "Realtime factor per core = audio seconds / (wall seconds x processes); CPU = user + "
-        "system of every process (single-process passes: BLAS limited to 1 thread). The "
-        "parallel column includes worker start-up and cache writes; its vectors equal the "
-        f"single-process ones (max |diff| = {parity if parity is not None else 'n/a'}), so its "
-        "CV is the same."
-    )
+    console.print(results_table(results, title, can_cv))
+    console.print("load average (1/5/15 min) at end: " + load_text(load_after))
+    console.print(footnote(parity))
 
     payload = {
         "command": command,
-        "python": platform.python_version(),
-        "librosa": librosa.__version__,
-        "numpy": np.__version__,
-        "scikit_learn": sklearn.__version__,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
+        **environment(),
         "load_average_start": load_before,
         "load_average_end": load_after,
         "seed": args.seed,
         "workers": args.workers,
         "partial_corpus": partial,
-        "n_clips": len(manifest),
-        "n_composers": int(manifest.composer.nunique()),
-        "n_works": int(manifest.work.nunique()),
+        **corpus_facts(manifest),
         "audio_seconds": audio_seconds,
         "feature_config": config.model_dump(),
         "n_features": len(names),
@@ -415,7 +342,6 @@ def main(argv: list[str] | None = None) -> int:
         "parallel_vs_single_max_abs_diff": parity,
         "failed": failed,
         "passes": results,
-        "recording_ids": manifest.recording_id.tolist(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2))

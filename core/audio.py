@@ -20,9 +20,7 @@ Hostile input is expected (uploads come from anyone):
 
 from __future__ import annotations
 
-import json
 import shutil
-import struct
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,53 +30,62 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from core.audio_ffmpeg import Probe, probe_stream, restricted_options
+from core.audio_formats import (
+    BLOCK_FRAMES,
+    FFMPEG_DEMUXERS,
+    FFMPEG_MAX_OUTPUT_RATE,
+    FFMPEG_TIMEOUT_S,
+    FFPROBE_TIMEOUT_S,
+    MAX_CHANNELS,
+    MAX_PEAK,
+    MAX_RATE,
+    MIN_RATE,
+    SNIFF_BYTES,
+    SOUNDFILE_FORMATS,
+    SUPPORTED_BY_SOUNDFILE,
+    SUPPORTED_TEXT,
+    AudioError,
+    CorruptAudioError,
+    DecoderMissingError,
+    EmptyAudioError,
+    NotAudioError,
+    SilentAudioError,
+    TooShortError,
+)
+from core.audio_sniff import check_header, check_wav_header, refuse_non_audio
 from core.config import AudioLimits
 
-SUPPORTED_BY_SOUNDFILE = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}
-# libsndfile's own formats that are accepted; its exotic ones (MAT5, PVF, XI, ...) are not.
-SOUNDFILE_FORMATS = frozenset({"WAV", "WAVEX", "RF64", "W64", "FLAC", "OGG", "MP3", "AIFF", "CAF"})
-# ffmpeg demuxers a clip may come in: single-stream audio files and A/V containers whose
-# demuxers never open other files (mov's external references are off by default).
-FFMPEG_DEMUXERS = (
-    "wav", "w64", "flac", "ogg", "mp3", "mov", "aac", "matroska", "aiff", "caf", "wv",
-)  # fmt: skip
-SUPPORTED_TEXT = "wav, flac, ogg, mp3, m4a/mp4/aac, webm/mkv, aiff"
-MIN_RATE, MAX_RATE = 1000, 192_000  # Hz a header may claim
-MAX_CHANNELS = 64
-MAX_PEAK = 64.0  # |sample| beyond 36 dB over full scale is garbage, not loud music
-BLOCK_FRAMES = 1 << 16
-SNIFF_BYTES = 4096
-FFPROBE_TIMEOUT_S = 20
-FFMPEG_TIMEOUT_S = 120
-FFMPEG_MAX_OUTPUT_RATE = 96_000  # ffmpeg resamples anything above (bounds its output size)
-
-
-class AudioError(ValueError):
-    """Base class: the input cannot be analysed."""
-
-
-class NotAudioError(AudioError):
-    pass
-
-
-class CorruptAudioError(AudioError):
-    pass
-
-
-class EmptyAudioError(AudioError):
-    pass
-
-
-class SilentAudioError(AudioError):
-    pass
-
-
-class TooShortError(AudioError):
-    pass
-
-
-class DecoderMissingError(AudioError):
-    pass
+__all__ = [
+    "BLOCK_FRAMES",
+    "FFMPEG_DEMUXERS",
+    "FFMPEG_MAX_OUTPUT_RATE",
+    "FFMPEG_TIMEOUT_S",
+    "FFPROBE_TIMEOUT_S",
+    "MAX_CHANNELS",
+    "MAX_PEAK",
+    "MAX_RATE",
+    "MIN_RATE",
+    "SNIFF_BYTES",
+    "SOUNDFILE_FORMATS",
+    "SUPPORTED_BY_SOUNDFILE",
+    "SUPPORTED_TEXT",
+    "Audio",
+    "AudioError",
+    "CorruptAudioError",
+    "DecoderMissingError",
+    "EmptyAudioError",
+    "NotAudioError",
+    "Probe",
+    "SilentAudioError",
+    "TooShortError",
+    "check_header",
+    "from_array",
+    "load_audio",
+    "refuse_non_audio",
+    "segments",
+    "validate",
+]
 
 
 @dataclass(frozen=True)
@@ -194,132 +201,13 @@ def segments(
             break
 
 
-# --------------------------------------------------------------------------- sniffing
-
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "PNG image"),
-    (b"\xff\xd8\xff", "JPEG image"),
-    (b"GIF87a", "GIF image"),
-    (b"GIF89a", "GIF image"),
-    (b"%PDF-", "PDF document"),
-    (b"PK\x03\x04", "ZIP archive or office document"),
-    (b"\x1f\x8b", "gzip archive"),
-    (b"7z\xbc\xaf\x27\x1c", "7-Zip archive"),
-    (b"Rar!", "RAR archive"),
-    (b"\x7fELF", "program (ELF executable)"),
-    (b"MZ", "Windows program"),
-    (b"II*\x00", "TIFF image"),
-    (b"MM\x00*", "TIFF image"),
-    (b"SQLite format 3\x00", "SQLite database"),
-)
-
-
-_AUDIO_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"ID3", b"FORM", b"caff", b".snd", b"wvpk")
-
-
-def refuse_non_audio(head: bytes, name: str) -> None:
-    """Refuse what is certainly not a recording from its first bytes, before a decoder (which
-    might follow a playlist's references) sees it."""
-    for magic, kind in _MAGIC:
-        if head.startswith(magic):
-            raise NotAudioError(f"{name}: not an audio file (looks like {kind}).")
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        raise NotAudioError(f"{name}: not an audio file (looks like WebP image).")
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        raise NotAudioError(f"{name}: AVI video is not accepted; upload the audio itself.")
-    if head.startswith(_AUDIO_MAGIC):
-        if len(head) < 32 and not head.startswith(b"ID3"):  # a bare ID3 tag: decoders say
-            raise CorruptAudioError(
-                f"{name}: the file is truncated ({len(head)} bytes: not even a whole header)."
-            )
-        return
-    text = _as_text(head)
-    if text is None:
-        return
-    stripped = text.lstrip("\ufeff \t\r\n")
-    if stripped.startswith("#EXTM3U") or "#EXT-X-" in text or "#EXTINF" in text:
-        raise NotAudioError(
-            f"{name}: not an audio file (a playlist that points to other media); "
-            "upload the recording itself."
-        )
-    if stripped.startswith("ffconcat") or stripped.lower().startswith("file "):
-        raise NotAudioError(
-            f"{name}: not an audio file (a concat list that points to other media); "
-            "upload the recording itself."
-        )
-    raise NotAudioError(f"{name}: not an audio file (text).")
-
-
-def _as_text(head: bytes) -> str | None:
-    """The head decoded when it is plainly text: no NUL, UTF-8 (a multi-byte character cut
-    at the end is allowed) or else Latin-1, and almost no control characters."""
-    if b"\x00" in head:
-        return None
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as error:
-        if error.start >= len(head) - 3 and error.reason.startswith("unexpected end"):
-            text = head[: error.start].decode("utf-8")
-        else:
-            text = head.decode("latin-1")
-    controls = sum((ord(c) < 32 and c not in "\t\n\r\f") or 127 <= ord(c) < 160 for c in text)
-    return text if text and controls <= 0.02 * len(text) else None
-
-
-def check_header(name: str, rate: float, channels: int, container: str = "header") -> None:
-    """Header values a decoder would choke on or turn into a memory bomb."""
-    if channels <= 0:
-        raise CorruptAudioError(
-            f"{name}: the {container} is invalid: it says {channels} audio channels."
-        )
-    if rate <= 0:
-        raise CorruptAudioError(f"{name}: the {container} is invalid: sample rate {rate:g} Hz.")
-    if channels > MAX_CHANNELS:
-        raise CorruptAudioError(
-            f"{name}: the {container} says {channels} channels; at most {MAX_CHANNELS} "
-            "are accepted."
-        )
-    if not MIN_RATE <= rate <= MAX_RATE:
-        raise CorruptAudioError(
-            f"{name}: the {container} says a sample rate of {rate:g} Hz; "
-            f"{MIN_RATE}-{MAX_RATE} Hz are accepted."
-        )
-
-
-def _check_wav_header(path: Path, name: str) -> None:
-    """RIFF/RF64 WAVE: read the ``fmt `` chunk ourselves, so that 0 channels or rate 0 get a
-    message naming the field rather than a decoder's generic failure."""
-    with path.open("rb") as handle:
-        head = handle.read(SNIFF_BYTES)
-    if head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
-        return
-    offset = 12
-    while offset + 8 <= len(head):
-        chunk, size = (
-            head[offset : offset + 4],
-            struct.unpack("<I", head[offset + 4 : offset + 8])[0],
-        )
-        if chunk == b"fmt ":
-            body = head[offset + 8 : offset + 8 + min(size, 16)]
-            if len(body) < 16:
-                raise CorruptAudioError(f"{name}: the WAV header is truncated (no format).")
-            _tag, channels, rate, _bps, _align, bits = struct.unpack("<HHIIHH", body)
-            check_header(name, rate, channels, "WAV header")
-            if bits == 0:
-                raise CorruptAudioError(
-                    f"{name}: the WAV header is invalid: it says 0 bits per sample."
-                )
-            return
-        offset += 8 + size + (size & 1)
-
-
 # --------------------------------------------------------------------------- decoding
 
 
 def _decode(path: Path, name: str, max_seconds: float) -> tuple[np.ndarray, int, int, float]:
     """(mono samples, rate, source channels, source seconds): soundfile first (wav, flac, ogg,
     mp3), anything else through ffmpeg when present."""
-    _check_wav_header(path, name)
+    check_wav_header(path, name)
     with path.open("rb") as fileobj:
         try:
             handle = sf.SoundFile(fileobj)  # a file object: libsndfile never sees the path
@@ -399,11 +287,12 @@ def _decode_with_ffmpeg(
             f"{name}: not a format this machine can decode without ffmpeg. "
             "Use wav, flac, ogg or mp3, or install ffmpeg."
         )
-    probe = _probe(ffprobe, path, name)
+    probe = probe_stream(ffprobe, path, name)
     check_header(name, probe.sample_rate, probe.channels, f"{probe.demuxer} stream")
     rate = min(probe.sample_rate, FFMPEG_MAX_OUTPUT_RATE)
     command = [
-        ffmpeg, "-nostdin", "-v", "error", *_restricted(), "-f", probe.demuxer, "-i", "pipe:0",
+        ffmpeg, "-nostdin", "-v", "error", *restricted_options(),
+        "-f", probe.demuxer, "-i", "pipe:0",
         "-map", "0:a:0", "-t", f"{max_seconds:g}", "-vn", "-sn", "-dn",
         "-ac", "1", "-ar", str(rate), "-f", "f32le", "pipe:1",
     ]  # fmt: skip
@@ -423,68 +312,6 @@ def _decode_with_ffmpeg(
     reached_limit = decoded >= max_seconds - 1.0 / rate
     source_seconds = max(probe.duration or 0.0, decoded) if reached_limit else decoded
     return data, rate, probe.channels, source_seconds
-
-
-def _restricted() -> list[str]:
-    """Options that keep ffmpeg/ffprobe on the bytes they are given: stdin only, and only
-    demuxers that read one self-contained stream."""
-    return ["-protocol_whitelist", "pipe", "-format_whitelist", ",".join(FFMPEG_DEMUXERS)]
-
-
-@dataclass(frozen=True)
-class Probe:
-    demuxer: str  # the allowlisted name passed to ``-f``
-    sample_rate: int
-    channels: int
-    duration: float | None
-
-
-def _probe(ffprobe: str, path: Path, name: str) -> Probe:
-    """Container and first audio stream, read from stdin by an ffprobe that may only use
-    allowlisted demuxers; anything else is refused here, before decoding."""
-    command = [
-        ffprobe, "-v", "error", *_restricted(), "-i", "pipe:0", "-of", "json",
-        "-show_entries", "format=format_name,duration:stream=codec_type,sample_rate,channels",
-    ]  # fmt: skip
-    with path.open("rb") as stdin:
-        try:
-            result = subprocess.run(
-                command, stdin=stdin, capture_output=True, timeout=FFPROBE_TIMEOUT_S, check=False
-            )
-            info = json.loads(result.stdout or b"{}")
-        except subprocess.TimeoutExpired as error:
-            raise CorruptAudioError(
-                f"{name}: reading the file took too long; giving up."
-            ) from error
-        except json.JSONDecodeError:
-            info = {}
-    format_name = (info.get("format") or {}).get("format_name") or ""
-    demuxer = next((d for d in format_name.split(",") if d in FFMPEG_DEMUXERS), None)
-    if result.returncode != 0 or demuxer is None:
-        raise NotAudioError(
-            f"{name}: not a readable audio file (format not recognised or not accepted). "
-            f"Use {SUPPORTED_TEXT}."
-        )
-    audio = [s for s in info.get("streams") or [] if s.get("codec_type") == "audio"]
-    if not audio:
-        raise NotAudioError(
-            f"{name}: the file has no audio track (a video or other media without sound). "
-            "Upload a recording with sound."
-        )
-    duration = (info.get("format") or {}).get("duration")
-    return Probe(
-        demuxer=demuxer,
-        sample_rate=_int(audio[0].get("sample_rate")),
-        channels=_int(audio[0].get("channels")),
-        duration=float(duration) if duration not in (None, "N/A") else None,
-    )
-
-
-def _int(value: object) -> int:
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 0
 
 
 def _finish(

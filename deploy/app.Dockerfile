@@ -29,8 +29,10 @@ RUN groupadd --system --gid 10001 app \
     && chown app:app /var/lib/composer /opt/numba-cache
 
 WORKDIR /app
-COPY requirements-app.txt ./
-RUN pip install -r requirements-app.txt
+# requirements-app.lock: requirements-app.txt (core + the "app" extra) with every transitive
+# package pinned and hashed, at the versions of requirements.lock (scripts/lock_requirements.sh).
+COPY requirements-app.lock ./
+RUN pip install --require-hashes -r requirements-app.lock
 
 COPY core ./core
 COPY gradio_app ./gradio_app

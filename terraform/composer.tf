@@ -5,27 +5,34 @@
 locals {
   # The project's runtime requirements for the DAGs (requirements.txt, "Core library" and the
   # platform pins), minus what Composer itself provides (apache-airflow and its providers) and
-  # what only the app needs (gradio). tests/deploy/test_infra.py checks every specifier here
-  # against requirements.txt.
+  # what only the app needs (the "app" extra: gradio, fastapi, ...). tests/deploy/test_infra.py
+  # checks every specifier here against requirements.txt.
   composer_pypi_packages = {
     "librosa"           = "==0.11.0" # Composer 3 runs Python 3.11
     "soundfile"         = "==0.14.0"
     "numpy"             = "==2.4.6"
-    "pandas"            = ">=3.0,<3.1"
-    "pyarrow"           = ">=18"
+    "pandas"            = "==3.0.6"
+    "pyarrow"           = "==25.0.1"
+    "scipy"             = "==1.17.1"
+    "soxr"              = "==1.1.0"
     "scikit-learn"      = "==1.9.1"
+    "joblib"            = "==1.6.0"
+    "threadpoolctl"     = "==3.8.0"
     "mlflow"            = "==3.17.2"
     "sqlalchemy"        = "==2.1.9"
     "psycopg[binary]"   = "==3.3.9"
-    "alembic"           = ">=1.13"
-    "pydantic-settings" = ">=2.4"
-    "typer"             = ">=0.12"
-    "rich"              = ">=13"
-    "matplotlib"        = ">=3.8"
-    "requests"          = ">=2.31"
+    "alembic"           = "==1.20.1"
+    "pydantic"          = "==2.14.4"
+    "annotated-types"   = "==0.8.0"
+    "pydantic-settings" = "==2.16.3"
+    "typer"             = "==0.29.2"
+    "rich"              = "==15.0.0"
+    "matplotlib"        = "==3.11.2"
+    "requests"          = "==2.34.2"
+    "onnxruntime"       = "==1.31.1"
+    "mido"              = "==1.3.3"
     "evidently"         = "==0.7.23"
     "google-cloud-run"  = "==0.16.2"
-    "onnxruntime"       = "==1.31.1"
   }
 }
 
