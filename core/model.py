@@ -6,16 +6,20 @@ from current settings: they travel inside the model (see ARCHITECTURE principles
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
+from core.calibration import Calibration
 from core.config import FeatureConfig
+from core.verdict import recording_probabilities
 
 
 @dataclass
@@ -54,6 +58,8 @@ class ComposerModel:
     reference: pd.DataFrame | None = None  # features + split + predictions, for monitoring
     metrics: dict[str, float] = field(default_factory=dict)
     trained_at: str = ""
+    # Temperature fitted on out-of-fold recordings (core.calibration); None = raw averages.
+    calibration: Calibration | None = None
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Segment probabilities, columns in ``labels`` order."""
@@ -62,15 +68,53 @@ class ComposerModel:
         order = [list(self.estimator.classes_).index(label) for label in self.labels]
         return proba[:, order]
 
+    def recording_proba(
+        self, segment_proba: np.ndarray, recording_ids: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Per-recording probabilities as served: the verdict rule, then the calibration."""
+        recordings = recording_probabilities(segment_proba, recording_ids, self.labels)
+        if getattr(self, "calibration", None) is not None:
+            recordings.iloc[:, :] = self.calibration.apply(recordings.to_numpy())
+        return recordings
+
+
+class AudioInput(BaseModel):
+    """One clip for the MLflow model: a ``path`` the server can read, or mono ``samples``
+    with their ``sample_rate``."""
+
+    path: str | None = None
+    samples: list[float] | None = None
+    sample_rate: int | None = None
+
+    def source(self) -> str | tuple[np.ndarray, int]:
+        if self.path:
+            return self.path
+        if self.samples is None or not self.sample_rate:
+            raise ValueError("Give either 'path', or 'samples' with 'sample_rate'.")
+        return np.asarray(self.samples, dtype=np.float32), int(self.sample_rate)
+
 
 class ComposerPyfunc(mlflow.pyfunc.PythonModel):
-    """MLflow wrapper: feature rows in, one probability column per composer out."""
+    """MLflow wrapper: audio in, one answer (``core.verdict.Verdict`` as a dict) per clip out,
+    through the same ``core.identify.identify`` as the app. So ``mlflow models serve -m
+    models:/composer-classifier@champion`` answers ``{"inputs": [{"path": "clip.ogg"}]}``."""
 
     def __init__(self, model: ComposerModel):
         self.model = model
 
-    def predict(
-        self, context, model_input: pd.DataFrame, params: dict | None = None
-    ) -> pd.DataFrame:
-        proba = self.model.predict_proba(pd.DataFrame(model_input))
-        return pd.DataFrame(proba, columns=self.model.labels)
+    # No return annotation: MLflow cannot type a dict of mixed values (the output schema is
+    # "any"); the input's type hint is what gives validation and the signature.
+    def predict(self, context, model_input: list[AudioInput], params: dict | None = None):
+        from core.config import Settings
+        from core.identify import identify
+
+        settings = Settings()  # this front door's one settings object (COMPOSER_* variables)
+        return [
+            identify(
+                self.model,
+                clip.source(),
+                limits=settings.audio,
+                not_sure_below=settings.not_sure_below,
+            ).as_dict()
+            for clip in model_input
+        ]

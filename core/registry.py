@@ -8,10 +8,15 @@ flavour cannot. Loading needs the ``core`` package installed, as every front doo
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -21,14 +26,20 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
 
+from core import tracking_probe
 from core.config import Settings
 from core.model import ComposerModel, ComposerPyfunc
 from core.train import PRIMARY_METRIC, TrainResult
 
 SERVING_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "librosa", "soundfile", "mlflow")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+FIRST_CHAMPION = "first model: there was no champion to compare with"
+DECIDED_AT_TAG = "promotion_decided_at"
+log = logging.getLogger(__name__)
+# The model is logged as a cloudpickled Python object on purpose (module docstring); MLflow
+# warns about that on every log_model. Drop exactly that message, keep the logger's others.
+CLOUDPICKLE_NOTICE = "Passing a Python object as `python_model`"
 
 
 class RegistryError(RuntimeError):
@@ -46,8 +57,14 @@ class Promotion:
 
 
 def connect(settings: Settings) -> MlflowClient:
-    """Point MLflow at the configured store and make sure the experiment exists."""
+    """Point MLflow at the configured store and make sure the experiment exists. A store that
+    does not answer within seconds raises ``RegistryError`` naming it (MLflow would retry
+    for minutes in silence)."""
     uri = settings.mlflow_tracking_uri
+    try:
+        tracking_probe.check(uri)
+    except tracking_probe.TrackingUnreachable as error:
+        raise RegistryError(str(error)) from error
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     if uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_SCHEMES:
@@ -99,35 +116,45 @@ def log_training(
                     f"cv_{score.name}_segment_accuracy": score.segment_accuracy,
                 }
             )
+        if model.calibration is not None:
+            mlflow.log_metrics(
+                {
+                    "calibration_temperature": model.calibration.temperature,
+                    "cv_ece_raw": model.calibration.ece_raw,
+                    "cv_ece_calibrated": model.calibration.ece_calibrated,
+                }
+            )
         mlflow.set_tags({"dataset": dataset, "composers": ", ".join(model.labels)})
         for side in ("train", "test"):
             rows = table[sides == side]
-            mlflow.log_input(
-                mlflow.data.from_pandas(
+            with warnings.catch_warnings():
+                # The hint is about serving signatures (ints cannot hold NaN at inference);
+                # this is a description of the training rows, never an input schema. MLflow
+                # infers it when the dataset is made and again when it is logged.
+                warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer")
+                dataset_rows = mlflow.data.from_pandas(
                     rows.drop(columns=["path"], errors="ignore"),
                     name=f"{dataset}-{side}",
                     targets="composer",
-                ),
-                context="training" if side == "train" else "testing",
-            )
+                )
+                mlflow.log_input(dataset_rows, context="training" if side == "train" else "testing")
         _log_documents(result, model)
         for path in result.plots.values():
             mlflow.log_artifact(str(path), artifact_path="plots")
-        example = table[model.feature_names].head(3).astype("float32")
-        output = pd.DataFrame(model.predict_proba(example), columns=model.labels)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=ComposerPyfunc(model),
-            signature=infer_signature(example, output),
-            input_example=example,
-            pip_requirements=_pip_requirements(),
-        )
+        # Audio in, answers out: the signature comes from ComposerPyfunc.predict's type hints.
+        with _without_cloudpickle_notice():
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=ComposerPyfunc(model),
+                pip_requirements=_pip_requirements(),
+            )
         return run.info.run_id, info.model_uri
 
 
 def register(client: MlflowClient, settings: Settings, model_uri: str, run_id: str) -> str:
     """Register the logged model; returns the new version number."""
-    registered = mlflow.register_model(model_uri, settings.model_name)
+    with _mlflow_prints_to_log():
+        registered = mlflow.register_model(model_uri, settings.model_name)
     client.set_model_version_tag(settings.model_name, registered.version, "run_id", run_id)
     return str(registered.version)
 
@@ -139,6 +166,21 @@ def champion(client: MlflowClient, settings: Settings) -> ModelVersion | None:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
         raise
+
+
+def aliases_by_version(client: MlflowClient, settings: Settings) -> dict[str, list[str]]:
+    """Version -> its aliases. ``search_model_versions`` never fills ``aliases``; the
+    registered model's alias map is the source of truth."""
+    try:
+        aliases = client.get_registered_model(settings.model_name).aliases or {}
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return {}
+        raise
+    by_version: dict[str, list[str]] = {}
+    for alias, version_number in sorted(aliases.items()):
+        by_version.setdefault(str(version_number), []).append(alias)
+    return by_version
 
 
 def decide(
@@ -153,7 +195,7 @@ def decide(
     name = settings.model_name
     current = champion(client, settings)
     if current is None:
-        return Promotion(True, "no champion yet", version, None, score, None)
+        return Promotion(True, FIRST_CHAMPION, version, None, score, None)
     if str(current.version) == str(version):
         return Promotion(True, "already champion", version, version, score, score)
     incumbent = score_champion(load_model(f"models:/{name}/{current.version}"))
@@ -174,6 +216,7 @@ def record_decision(client: MlflowClient, settings: Settings, decision: Promotio
         "promotion": "promoted" if decision.promoted else "rejected",
         "promotion_reason": decision.reason,
         f"gate_{PRIMARY_METRIC}": f"{decision.score:.4f}",
+        DECIDED_AT_TAG: datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if decision.champion_score is not None:
         tags[f"gate_champion_{PRIMARY_METRIC}"] = f"{decision.champion_score:.4f}"
@@ -197,10 +240,16 @@ def promote_if_better(
 
 
 def set_champion(client: MlflowClient, settings: Settings, version: str, reason: str) -> None:
-    """Manual promotion (``composer promote --force``): recorded like the gate's decisions."""
+    """Manual promotion (``composer-id promote --force``): recorded like the gate's decisions."""
     client.get_model_version(settings.model_name, version)  # raises if it does not exist
     client.set_model_version_tag(settings.model_name, version, "promotion", "promoted")
     client.set_model_version_tag(settings.model_name, version, "promotion_reason", reason)
+    client.set_model_version_tag(
+        settings.model_name,
+        version,
+        DECIDED_AT_TAG,
+        datetime.now(UTC).isoformat(timespec="seconds"),
+    )
     client.set_registered_model_alias(settings.model_name, settings.champion_alias, version)
 
 
@@ -232,7 +281,7 @@ def resolve(client: MlflowClient, settings: Settings, ref: str | None = None) ->
     except MlflowException as error:
         raise RegistryError(
             f"No model version '{ref}' of '{name}' in {settings.mlflow_tracking_uri}. "
-            "Train one first: `composer train` (or `make run`)."
+            "Train one first: `composer-id train` (or `make run`)."
         ) from error
 
 
@@ -269,3 +318,40 @@ def _pip_requirements() -> list[str]:
         except PackageNotFoundError:
             continue
     return pins
+
+
+@contextlib.contextmanager
+def _mlflow_prints_to_log():
+    """``mlflow.register_model`` prints "Successfully registered model ..." and "Created
+    version ..." straight to stderr (``eprint``), where a CLI shows them as noise and Airflow
+    as ERROR lines. Capture them and log them at INFO instead. Registration runs in one thread
+    of a CLI or a task process, so swapping ``sys.stderr`` for its duration is safe there."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buffer):
+            yield
+    finally:
+        for line in buffer.getvalue().splitlines():
+            if line.strip():
+                log.info("mlflow: %s", line.strip())
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
+@contextlib.contextmanager
+def _without_cloudpickle_notice():
+    """Silence only MLflow's cloudpickle notice, only while our model is logged."""
+    logger = logging.getLogger("mlflow.pyfunc")
+    dropper = _DropMessage(CLOUDPICKLE_NOTICE)
+    logger.addFilter(dropper)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dropper)

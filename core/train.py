@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin, clone
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.inspection import permutation_importance
@@ -20,7 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from core import metrics
+from core import calibration, metrics
 from core.config import FeatureConfig
 from core.model import ComposerModel, NeighbourIndex
 
@@ -40,9 +41,15 @@ CANDIDATES: dict[str, Factory] = {
     "logistic_regression": lambda seed: make_pipeline(
         StandardScaler(), LogisticRegression(C=0.3, max_iter=3000, class_weight="balanced")
     ),
+    # Platt-scaled probabilities from a 5-fold internal CV, as SVC(probability=True) gave;
+    # that option is deprecated in scikit-learn 1.9 (a FutureWarning on every fit).
     "svm_rbf": lambda seed: make_pipeline(
         StandardScaler(),
-        SVC(C=10.0, gamma="scale", probability=True, class_weight="balanced", random_state=seed),
+        CalibratedClassifierCV(
+            SVC(C=10.0, gamma="scale", class_weight="balanced", random_state=seed),
+            method="sigmoid",
+            ensemble=False,
+        ),
     ),
     "gradient_boosting": lambda seed: HistGradientBoostingClassifier(
         max_iter=60,
@@ -108,8 +115,10 @@ def train(
     if train_rows.empty or test_rows.empty:
         raise ValueError("Both train and test need recordings; the corpus is too small.")
 
-    cv = [_cross_validate(name, train_rows, feature_names, cv_folds, seed) for name in candidates]
-    for score in cv:
+    cv, out_of_fold = [], {}
+    for name in candidates:
+        score, out_of_fold[name] = _cross_validate(name, train_rows, feature_names, cv_folds, seed)
+        cv.append(score)
         if on_candidate:
             on_candidate(score)
     best = max(cv, key=lambda s: (s.recording_macro_f1, s.recording_accuracy))
@@ -123,6 +132,7 @@ def train(
         labels=sorted(estimator.classes_),
         candidate=best.name,
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        calibration=_calibrate(out_of_fold[best.name]),
     )
     held_out, predictions, report = _evaluate(model, test_rows)
     model.metrics = held_out
@@ -140,7 +150,9 @@ def train(
 
 def _cross_validate(
     name: str, rows: pd.DataFrame, feature_names: list[str], folds: int, seed: int
-) -> CandidateScore:
+) -> tuple[CandidateScore, pd.DataFrame]:
+    """Grouped-by-work CV scores, and the out-of-fold recording probabilities (with a
+    ``composer`` column) that calibrate the winner."""
     started = datetime.now(UTC)
     estimator = CANDIDATES[name](seed)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -161,13 +173,22 @@ def _cross_validate(
     recordings = metrics.aggregate_recordings(proba, rows["recording_id"], labels)
     truth = rows.groupby("recording_id")["composer"].first().loc[recordings.index]
     rec_scores = metrics.scores(truth, recordings.idxmax(axis=1))
-    return CandidateScore(
+    score = CandidateScore(
         name=name,
         segment_accuracy=float(np.mean(segment_pred == rows["composer"].to_numpy())),
         recording_accuracy=rec_scores["accuracy"],
         recording_macro_f1=rec_scores["macro_f1"],
         seconds=(datetime.now(UTC) - started).total_seconds(),
     )
+    return score, recordings.assign(composer=truth)
+
+
+def _calibrate(out_of_fold: pd.DataFrame) -> calibration.Calibration:
+    """One temperature for the winner, fitted on recordings it never trained on."""
+    labels = [c for c in out_of_fold.columns if c != "composer"]
+    known = out_of_fold["composer"].isin(labels)
+    truth = out_of_fold.loc[known, "composer"].map({c: i for i, c in enumerate(labels)})
+    return calibration.fit(out_of_fold.loc[known, labels].to_numpy(), truth.to_numpy())
 
 
 def _primary(rows: pd.DataFrame) -> pd.Series:
@@ -182,7 +203,7 @@ def evaluate_rows(
     model: ComposerModel, rows: pd.DataFrame
 ) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
     """Score ``model`` on labelled feature rows: metrics, per-recording predictions, and the
-    per-composer report. Used for the held-out set, the gate and ``composer evaluate``."""
+    per-composer report. Used for the held-out set, the gate and ``composer-id evaluate``."""
     return _evaluate(model, rows)
 
 
@@ -192,11 +213,16 @@ def _evaluate(
     proba = model.predict_proba(rows)
     labels = np.array(model.labels)
     seg = metrics.scores(rows["composer"], labels[proba.argmax(axis=1)])
-    recordings = metrics.aggregate_recordings(proba, rows["recording_id"], labels)
+    raw = metrics.aggregate_recordings(proba, rows["recording_id"], labels)
+    recordings = model.recording_proba(proba, rows["recording_id"])
     truth = rows.groupby("recording_id")["composer"].first().loc[recordings.index]
     predicted = recordings.idxmax(axis=1)
     rec = metrics.scores(truth, predicted)
+    known = truth.isin(labels).to_numpy()
+    truth_idx = truth[known].map({c: i for i, c in enumerate(labels)}).to_numpy()
     held_out = {
+        "ece_raw": calibration.expected_calibration_error(raw.to_numpy()[known], truth_idx),
+        "ece": calibration.expected_calibration_error(recordings.to_numpy()[known], truth_idx),
         "segment_accuracy": seg["accuracy"],
         "segment_macro_f1": seg["macro_f1"],
         "recording_accuracy": rec["accuracy"],
@@ -226,12 +252,31 @@ def _plots(result: TrainResult, test_rows: pd.DataFrame, folder: Path, seed: int
         folder / "confusion_matrix.png",
         f"Held-out works, per recording ({model.candidate})",
     )
+    reliability = _reliability_plot(model, test_rows, folder / "reliability.png")
     importance = _importance(model, test_rows, seed)
     bars = metrics.plot_importance(
         importance, folder / "feature_importance.png", f"Feature importance ({model.candidate})"
     )
     importance.rename("importance").to_csv(folder / "feature_importance.csv")
-    return {"confusion_matrix": confusion, "feature_importance": bars}
+    return {"confusion_matrix": confusion, "feature_importance": bars, "reliability": reliability}
+
+
+def _reliability_plot(model: ComposerModel, rows: pd.DataFrame, path: Path) -> Path:
+    """Held-out works: confidence against how often the verdict was right."""
+    proba = model.predict_proba(rows)
+    raw = metrics.aggregate_recordings(proba, rows["recording_id"], model.labels)
+    calibrated = model.recording_proba(proba, rows["recording_id"])
+    truth = rows.groupby("recording_id")["composer"].first().loc[raw.index]
+    known = truth.isin(model.labels).to_numpy()
+    index = truth[known].map({c: i for i, c in enumerate(model.labels)}).to_numpy()
+    temperature = model.calibration.temperature if model.calibration else 1.0
+    return calibration.plot_reliability(
+        raw.to_numpy()[known],
+        calibrated.to_numpy()[known],
+        index,
+        path,
+        f"Held-out works, per recording (temperature {temperature:.2f})",
+    )
 
 
 def _importance(model: ComposerModel, rows: pd.DataFrame, seed: int) -> pd.Series:
