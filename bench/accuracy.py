@@ -8,7 +8,7 @@ the same split by work, then scored per recording on
 (a) the held-out demo works (30 s clips, the demo's soundfont), and
 (b) the shifted set: the same held-out works rendered with a soundfont used nowhere in
     training (TimGM6mb), humanised (tempo drift, onset jitter, velocity changes)
-    (``data/shifted``, built by ``composer build-shifted``).
+    (``data/shifted``, built by ``composer-id build-shifted``).
 
 Variants: the spectral block alone (the features of schema v3, today's champion) and
 spectral + note features (schema v4), each trained on the demo corpus alone and on the demo
@@ -29,7 +29,7 @@ import shlex
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +66,8 @@ class Cell:
     worst_composer: str
     distribution: dict[str, int]  # predicted composer -> recordings
     train_seconds: float
+    ece_raw: float = float("nan")  # expected calibration error of the mean of segments
+    ece: float = float("nan")  # ... after the model's temperature (what users see)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,11 +134,11 @@ def _run_variant(
     shifted_rows = shifted[
         shifted["recording_id"].isin(training.test_ids) & shifted["composer"].isin(known)
     ]
-    _, shifted_predictions, _ = evaluate_rows(model, shifted_rows)
+    shifted_metrics, shifted_predictions, _ = evaluate_rows(model, shifted_rows)
     cells = []
-    for evaluation, predictions in (
-        ("held-out demo works", held_out),
-        ("shifted held-out works", shifted_predictions),
+    for evaluation, predictions, figures in (
+        ("held-out demo works", held_out, result.metrics),
+        ("shifted held-out works", shifted_predictions, shifted_metrics),
     ):
         tag = f"{name}-seed{seed}-{evaluation.split()[0]}"
         metrics.plot_confusion(
@@ -145,7 +147,8 @@ def _run_variant(
             args.out / f"confusion-{tag}.png",
             f"{name} ({model.candidate}), seed {seed}: {evaluation}",
         )
-        cells.append(_cell(name, seed, evaluation, model, predictions, seconds))
+        cell = _cell(name, seed, evaluation, model, predictions, seconds)
+        cells.append(replace(cell, ece_raw=figures["ece_raw"], ece=figures["ece"]))
     console.print(
         f"  {name} seed {seed}: {model.candidate}, "
         + ", ".join(f"{c.evaluation} {c.accuracy:.3f}" for c in cells)
@@ -189,6 +192,7 @@ def _print(cells: list[Cell], seeds: list[int]) -> None:
         "accuracy",
         "macro-F1",
         "worst over-pred.",
+        "ECE raw -> calibrated",
     ):
         summary.add_column(column)
     for (variant, evaluation), group in frame.groupby(["variant", "evaluation"], sort=False):
@@ -199,6 +203,7 @@ def _print(cells: list[Cell], seeds: list[int]) -> None:
             _spread(group["accuracy"]),
             _spread(group["macro_f1"]),
             f"{group['worst_overprediction'].max():.1f}x ({group['worst_composer'].iloc[0]})",
+            f"{group['ece_raw'].mean():.3f} -> {group['ece'].mean():.3f}",
         )
     console.print(summary)
     for cell in cells:
