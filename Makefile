@@ -14,33 +14,36 @@ export PYTHONWARNINGS ?= ignore
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt pyproject.toml
+# requirements.lock: every package of requirements.txt and its dependencies, pinned with hashes
+# (scripts/lock_requirements.sh). Packages already installed at the locked version are kept,
+# so a re-run after a small change downloads only what changed.
+$(STAMP): requirements.txt requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
-venv: $(STAMP) ## Create .venv and install everything (only when requirements change)
+venv: $(STAMP) ## Create .venv and install everything from requirements.lock (when it changes)
 
 run: $(STAMP) ## Train on the demo corpus if there is no champion yet, then serve the app
-	$(BIN)/composer train --dataset demo --skip-if-champion
-	$(BIN)/python -m gradio_app
+	$(BIN)/composer-id train --dataset demo --skip-if-champion
+	$(BIN)/composer-id serve
 
 train: $(STAMP) ## The main job on the demo corpus: featurize, train, register, promote
-	$(BIN)/composer train --dataset $(or $(DATASET),demo)
+	$(BIN)/composer-id train --dataset $(or $(DATASET),demo)
 
 serve: $(STAMP) ## Serve the champion in the Gradio app (http://127.0.0.1:7860)
-	$(BIN)/python -m gradio_app
+	$(BIN)/composer-id serve
 
 featurize: $(STAMP) ## Feature table for the demo corpus (DATASET=musicnet for MusicNet)
-	$(BIN)/composer featurize --dataset $(or $(DATASET),demo)
+	$(BIN)/composer-id featurize --dataset $(or $(DATASET),demo)
 
 download-data: $(STAMP) ## Download and extract MusicNet (resumable, checksum-verified)
-	$(BIN)/composer download
+	$(BIN)/composer-id download
 
 info: $(STAMP) ## Settings, champion and registered versions
-	$(BIN)/composer info
+	$(BIN)/composer-id info
 
 up: $(STAMP) ## The platform on this machine: MLflow server, Airflow, the app (no Docker)
 	$(BIN)/python scripts/platform.py up
@@ -53,6 +56,8 @@ status: ## Platform services: running?, pid, URL, health, memory
 
 test: $(STAMP) ## Every test: unit, data, model, integration (PostgreSQL, HTTP servers)
 	@bash scripts/system-deps.sh
+	$(BIN)/python scripts/check_deps.py
+	$(BIN)/python scripts/check_module_size.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     musicnet_record: int = 5120004
     midi_base_url: str = Field(
         "http://www.piano-midi.de/midis",
-        description="Where `composer download-midi` fetches the pack's MIDI files: "
+        description="Where `composer-id download-midi` fetches the pack's MIDI files: "
         "{midi_base_url}/{file} for each file of data/pack/pieces.csv (<Composer>/<name>.mid).",
     )
 
@@ -97,8 +97,19 @@ class Settings(BaseSettings):
         True, description="Train on the repertoire pack (data/pack) besides the dataset's audio."
     )
     pack_dir: Path = Field(REPO_ROOT / "data" / "pack", description="The repertoire pack.")
+    works_dir: Path | None = Field(
+        REPO_ROOT / "data" / "works",
+        description="The known-work index (data/works); empty: no work recognition.",
+    )
     min_works_per_composer: int = Field(
         4, ge=1, description="Composers with fewer training works are left out of a model."
+    )
+    not_sure_below: float = Field(
+        0.35,
+        ge=0,
+        le=1,
+        description="Below this top composer probability the answer is 'not sure' with the "
+        "top candidates, never a headline composer.",
     )
 
     # Prediction store (the app records every prediction; monitoring reads them back).

@@ -77,7 +77,7 @@ def check_schema(config: FeatureConfig) -> None:
     if config.schema_version != FEATURE_SCHEMA_VERSION:
         raise ValueError(
             f"This model was trained on feature schema v{config.schema_version}, but this code "
-            f"computes v{FEATURE_SCHEMA_VERSION}: retrain it (`composer train`)."
+            f"computes v{FEATURE_SCHEMA_VERSION}: retrain it (`composer-id train`)."
         )
 
 

@@ -20,6 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from core.calibration import Calibration
 from core.config import FeatureConfig
 from core.verdict import recording_probabilities
+from core.work_index import WorkIndex
 
 
 @dataclass
@@ -60,6 +61,8 @@ class ComposerModel:
     trained_at: str = ""
     # Temperature fitted on out-of-fold recordings (core.calibration); None = raw averages.
     calibration: Calibration | None = None
+    # The known works of the training data (core.work_index); None = no work recognition.
+    works: WorkIndex | None = None
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Segment probabilities, columns in ``labels`` order."""

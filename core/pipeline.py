@@ -30,6 +30,7 @@ from core.train import (
     train,
 )
 from core.training_set import TrainingSet
+from core.work_index import WorkIndex
 
 DATASETS = ("demo", "musicnet")
 FOLDER_PREFIX = "folder:"  # folder:PATH -- a user's labelled collection (core.datasets.folder)
@@ -176,7 +177,7 @@ def load_table(
     if not target.exists():
         raise FileNotFoundError(
             f"No feature table for '{dataset}' at {target}: run the featurize DAG or "
-            f"`composer featurize --dataset {dataset}` first."
+            f"`composer-id featurize --dataset {dataset}` first."
         )
     meta = json.loads(target.with_suffix(".json").read_text())
     manifest = pd.read_parquet(target.with_suffix(".manifest.parquet"))
@@ -261,6 +262,7 @@ def train_and_log(
             seed=settings.seed,
             plot_dir=Path(plots),
             on_candidate=on_candidate,
+            work_index=WorkIndex.load(settings.works_dir) if settings.works_dir else None,
         )
         params = {
             "candidates": ",".join(candidates),

@@ -24,6 +24,7 @@ from sklearn.svm import SVC
 from core import calibration, metrics
 from core.config import FeatureConfig
 from core.model import ComposerModel, NeighbourIndex
+from core.work_index import WorkIndex
 
 Factory = Callable[[int], ClassifierMixin]
 
@@ -101,11 +102,13 @@ def train(
     seed: int = 42,
     plot_dir: Path | None = None,
     on_candidate: Callable[[CandidateScore], None] | None = None,
+    work_index: WorkIndex | None = None,
 ) -> TrainResult:
     """Choose among ``candidates`` on grouped CV over training works, refit the winner on all
     training works, and score it once on the held-out works.
 
-    ``split`` maps recording_id -> "train"/"test".
+    ``split`` maps recording_id -> "train"/"test". ``work_index``, restricted to the table's
+    works (both sides: recognising a known piece is not the style test), travels in the model.
     """
     unknown = [c for c in candidates if c not in CANDIDATES]
     if unknown:
@@ -138,6 +141,8 @@ def train(
     model.metrics = held_out
     primary = _primary(table)
     model.neighbours = NeighbourIndex.build(table[primary], feature_names)
+    if work_index is not None:
+        model.works = work_index.restrict(set(table["work"]))
     model.reference = _reference(model, table[primary], sides[primary])
 
     meta = table.groupby("recording_id").first()[["composer", "work"]]

@@ -17,7 +17,7 @@ and writes the pack (`features.parquet`, `manifest.json`, `pieces.csv`) to `out`
 * One **mapped task per piece**; every (piece, SoundFont, chunk) is cached in `work_dir`
   (default `COMPOSER_HOME/pack-work`), so retries and re-runs only compute what is missing.
 * Needs fluidsynth and the SoundFonts (build time only); the CLI twin is
-  `composer build-pack --midi-dir PATH --out data/pack`.
+  `composer-id build-pack --midi-dir PATH --out data/pack`.
 """
 
 

@@ -87,7 +87,7 @@ def render_page(frame: pd.DataFrame, base: Path, settings: Settings) -> str:
     if not rows:
         rows = (
             '<tr><td colspan="9" class="empty">No monitoring window yet: run '
-            "<code>composer monitor</code> or the <code>monitor</code> DAG.</td></tr>"
+            "<code>composer-id monitor</code> or the <code>monitor</code> DAG.</td></tr>"
         )
     thresholds = (
         f"Retrain when drift share &ge; {settings.monitor_drift_share:.0%}, when the "

@@ -78,7 +78,7 @@ MANIFEST_COLUMNS = [
 ]
 
 _DOWNLOAD_HINT = (
-    "Run `composer download` (or `make download-data`) to fetch MusicNet, or set "
+    "Run `composer-id download` (or `make download-data`) to fetch MusicNet, or set "
     "COMPOSER_MUSICNET_DIR to a directory that already holds it."
 )
 

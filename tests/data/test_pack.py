@@ -172,7 +172,7 @@ def test_downloaded_folder_is_a_valid_midi_dir(midi_dir, tmp_path):
 
 def shipped(folder: Path) -> dict:
     if not (folder / "manifest.json").is_file():
-        pytest.fail(f"{folder} is not built: composer build-pack / build-shifted")
+        pytest.fail(f"{folder} is not built: composer-id build-pack / build-shifted")
     return json.loads((folder / "manifest.json").read_text())
 
 

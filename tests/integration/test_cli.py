@@ -1,4 +1,4 @@
-"""The `composer` CLI against a real trained registry (the session's SQLite store)."""
+"""The `composer-id` CLI against a real trained registry (the session's SQLite store)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def cli_env(trained, monkeypatch):
 def test_help_explains_every_step():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("download", "featurize", "train", "promote", "predict", "evaluate", "info"):
+    commands = ("download", "featurize", "train", "promote", "predict", "evaluate", "info")
+    for command in (*commands, "monitor", "simulate", "serve"):
         assert command in result.output
 
 
@@ -37,7 +38,8 @@ def test_predict_json(cli_env, demo_manifest, tmp_path):
     assert result.exit_code == 1, result.output  # one of two files failed
     payload = json.loads(result.stdout)
     good, failed = payload["results"]
-    assert len(good["top"]) == 2 and good["composer"] == good["top"][0]["composer"]
+    assert good["kind"] in ("composer", "not_sure", "not_piano") and good["headline"]
+    assert len(good["candidates"]) == 2 or good["kind"] == "not_piano"
     assert "notes.wav" in failed["error"]
 
 
@@ -45,7 +47,7 @@ def test_predict_without_champion_says_how_to_fix(tmp_path, monkeypatch, demo_ma
     monkeypatch.setenv("COMPOSER_HOME", str(tmp_path))
     result = runner.invoke(app, ["predict", demo_manifest["path"].iloc[0]])
     assert result.exit_code == 1
-    assert "composer train" in result.output
+    assert "composer-id train" in result.output
 
 
 def test_evaluate_scores_known_and_lists_unknown(cli_env, demo_manifest, tmp_path):

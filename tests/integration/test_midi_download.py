@@ -1,4 +1,4 @@
-"""`composer download-midi`: the pack's MIDI files from a real local HTTP server (resumable,
+"""`composer-id download-midi`: the pack's MIDI files from a real local HTTP server (resumable,
 size- and sha256-checked), and a clear message when the server is unreachable."""
 
 from __future__ import annotations
