@@ -33,15 +33,19 @@ class FeaturizeReport:
     failed: dict[str, str]  # recording_id -> error message
 
 
-def featurize_audio(samples: np.ndarray, config: FeatureConfig) -> pd.DataFrame:
+def featurize_audio(
+    samples: np.ndarray, config: FeatureConfig, notes: transcription.Transcription | None = None
+) -> pd.DataFrame:
     """Decoded mono audio -> one row per segment. The single path for training and serving.
 
     The whole clip is transcribed once (notes cross segment borders and the network needs
     context at window edges); each row is the segment's spectral block followed by the note
-    block of the notes that start inside it.
+    block of the notes that start inside it. ``notes``: the clip's transcription when the
+    caller already has it (serving also matches it against the known works).
     """
     features.check_schema(config)
-    notes = transcription.transcribe(samples, config.sample_rate)
+    if notes is None:
+        notes = transcription.transcribe(samples, config.sample_rate)
     rows, starts = [], []
     for start, window in segments(
         samples, config.sample_rate, config.segment_seconds, config.hop_seconds
