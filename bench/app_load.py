@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Load test of the Gradio app's ``/predict`` API: N concurrent clients, M requests each.
+"""Load test of the Gradio app's ``/identify`` API: N concurrent clients, M requests each.
 
 Each client is a thread with its own ``gradio_client.Client``; every request uploads a demo
 clip (``--clip-seconds`` long) and waits for the prediction. Latency is measured per request,
@@ -74,7 +74,7 @@ console = Console() if sys.stdout.isatty() else Console(width=120)  # logs: no w
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=(
-            "Concurrent clients against the app's /predict API (gradio_client, one client "
+            "Concurrent clients against the app's /identify API (gradio_client, one client "
             "per thread): p50/p95/max latency, throughput and errors vs the targets "
             f"(p50 <= {TARGET_P50_S:g} s, p95 <= {TARGET_P95_S:g} s for a "
             f"{TARGET_CLIP_S:g} s clip, {TARGET_CLIENTS} clients, {TARGET_CORES} cores)."
@@ -332,18 +332,18 @@ _SSL_CONTEXT = ssl.create_default_context()
 
 def one_request(client: Client, clip: Path, timeout: float) -> tuple[float, str]:
     started = time.perf_counter()
-    job = client.submit(handle_file(str(clip)), api_name="/predict")
+    job = client.submit(handle_file(str(clip)), api_name="/identify")
     try:
         result = job.result(timeout=timeout)
     except BaseException:
         job.cancel()
         raise
     seconds = time.perf_counter() - started
-    label = result[0] if isinstance(result, list | tuple) else result
-    composer = label.get("label") if isinstance(label, dict) else None
-    if not composer:
+    # One typed answer (core.verdict.Verdict as a dict): its first candidate, if any.
+    candidates = result.get("candidates") if isinstance(result, dict) else None
+    if not candidates:
         raise RuntimeError(f"no composer in the response: {str(result)[:200]}")
-    return seconds, composer
+    return seconds, candidates[0]["composer"]
 
 
 def warm_up(url: str, clips: list[Path], timeout: float) -> list[float]:
@@ -537,7 +537,7 @@ def verdict(passed: bool) -> str:
 
 def print_report(summary: dict) -> None:
     table = Table(
-        title=f"/predict under load ({summary['url']})",
+        title=f"/identify under load ({summary['url']})",
         caption=(
             f"{summary['clip_seconds']:g} s clips; app_concurrency="
             f"{summary['app_concurrency'] if summary['app_concurrency'] is not None else '?'}; "

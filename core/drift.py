@@ -24,13 +24,16 @@ Evidently is imported inside the functions: the DAG files import ``core.monitor`
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import UndefinedMetricWarning
 
 from core.model import ComposerModel
+from core.verdict import recording_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +62,9 @@ def reference_frame(model: ComposerModel) -> pd.DataFrame:
         )
     rows = model.reference
     names = model.feature_names
-    proba = pd.DataFrame(model.predict_proba(rows), columns=model.labels, index=rows.index)
-    proba["recording_id"] = rows["recording_id"].to_numpy()
-    mean_proba = proba.groupby("recording_id", sort=True)[model.labels].mean()
+    mean_proba = recording_probabilities(
+        model.predict_proba(rows), rows["recording_id"].to_numpy(), model.labels
+    )
     features = rows.groupby("recording_id", sort=True)[names].mean()
     meta = rows.groupby("recording_id", sort=True)[["split", TARGET]].first()
     frame = meta.join(features)
@@ -70,7 +73,8 @@ def reference_frame(model: ComposerModel) -> pd.DataFrame:
 
 
 def current_frame(predictions: pd.DataFrame, model: ComposerModel) -> pd.DataFrame:
-    """The window's predictions comparable with ``model`` (same feature schema and length):
+    """The window's predictions comparable with ``model`` (same feature schema and length,
+    and a composer: "not piano music" answers are counted apart, not compared with the corpus):
     id, created_at, model_version, the feature columns, predicted, composer (true or None)."""
     names = model.feature_names
     if predictions.empty:
@@ -79,6 +83,7 @@ def current_frame(predictions: pd.DataFrame, model: ComposerModel) -> pd.DataFra
         keep = predictions[
             (predictions["feature_schema"] == model.feature_config.schema_id)
             & (predictions["features"].map(len) == len(names))
+            & predictions["composer"].notna()
         ]
     values = np.array(
         [[np.nan if v is None else v for v in row] for row in keep["features"]], dtype=np.float64
@@ -114,10 +119,16 @@ def drift_report(
         ],
         include_tests=True,
     )
-    snapshot = report.run(
-        current_data=Dataset.from_pandas(current[columns].copy(), data_definition=definition),
-        reference_data=Dataset.from_pandas(reference[columns].copy(), data_definition=definition),
-    )
+    # A small window often has a constant feature or a composer the reference never predicted:
+    # the statistics then divide by zero and Evidently reads the inf/NaN as "drift score
+    # undefined". Expected, so numpy's RuntimeWarnings about it are not printed.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snapshot = report.run(
+            current_data=Dataset.from_pandas(current[columns].copy(), data_definition=definition),
+            reference_data=Dataset.from_pandas(
+                reference[columns].copy(), data_definition=definition
+            ),
+        )
     result = snapshot.dict()
     share, share_failed = None, False
     for metric in result["metrics"]:
@@ -185,12 +196,18 @@ def quality_report(reference: pd.DataFrame, labelled: pd.DataFrame) -> tuple[Any
         classification=[MulticlassClassification(target=TARGET, prediction_labels=PREDICTED)],
     )
     try:
-        snapshot = Report([ClassificationPreset()], include_tests=True).run(
-            current_data=Dataset.from_pandas(current, data_definition=definition),
-            reference_data=(
-                Dataset.from_pandas(held_out, data_definition=definition) if use_reference else None
-            ),
-        )
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            # Precision of a composer never predicted in the window is undefined; Evidently
+            # shows 0, which is the honest figure. scikit-learn's warning about it is noise.
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            snapshot = Report([ClassificationPreset()], include_tests=True).run(
+                current_data=Dataset.from_pandas(current, data_definition=definition),
+                reference_data=(
+                    Dataset.from_pandas(held_out, data_definition=definition)
+                    if use_reference
+                    else None
+                ),
+            )
     except Exception as error:  # a display artefact: never let it stop monitoring
         log.warning("Evidently classification report failed: %r", error)
         return None, f"skipped: Evidently failed ({type(error).__name__}: {error})"

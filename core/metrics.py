@@ -1,4 +1,4 @@
-"""Scores and plots shared by training, the gate and `composer evaluate`."""
+"""Scores and plots shared by training, the gate and `composer-id evaluate`."""
 
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from core.verdict import recording_probabilities
+
 
 def aggregate_recordings(
     proba: np.ndarray, recording_ids: Sequence[str], labels: Sequence[str]
 ) -> pd.DataFrame:
-    """Mean segment probability per recording: a recording's verdict weighs every segment."""
-    frame = pd.DataFrame(proba, columns=list(labels))
-    frame["recording_id"] = list(recording_ids)
-    return frame.groupby("recording_id", sort=True).mean()
+    """Probabilities per recording, by the one verdict rule (``core.verdict``)."""
+    return recording_probabilities(proba, recording_ids, labels)
 
 
 def scores(y_true: Sequence[str], y_pred: Sequence[str]) -> dict[str, float]:

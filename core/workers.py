@@ -8,7 +8,8 @@ server keeps answering.
 
 Workers load the model the server chose, by registry version, through the same
 ``registry.load_registered`` as :class:`core.serving.ChampionService`, and keep the newest
-one; a request that was sent with the old version finishes on the old version.
+one; a request that was sent with the old version finishes on the old version. The server
+process itself then holds only the model card (``ChampionService(load_model=False)``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from pathlib import Path
 from core import registry
 from core.config import FeatureConfig, Settings
 from core.featurize import warm_up
-from core.predict import Prediction, Predictor
+from core.identify import identify
+from core.model import ComposerModel
 from core.serving import ModelUnavailable, Served
+from core.verdict import Verdict
 
 
 class WorkerCrashed(RuntimeError):
@@ -33,7 +36,8 @@ class WorkerCrashed(RuntimeError):
 
 
 class PredictionWorkers:
-    """``predict(served, path)`` in ``processes`` worker processes (0: in this process)."""
+    """``identify(served, path)`` in ``processes`` worker processes (0: in this process,
+    with the model ``served`` holds)."""
 
     def __init__(self, settings: Settings, processes: int | None = None):
         self.settings = settings
@@ -53,18 +57,18 @@ class PredictionWorkers:
                     task.result()
         return self
 
-    def predict(self, served: Served, path: str | Path) -> Prediction:
+    def identify(self, served: Served, path: str | Path) -> Verdict:
         if not self.processes:
-            return served.predictor.predict_file(path)
+            return served.identify(path, self.settings)
         pool = self._running_pool()
         try:
-            task = pool.submit(_predict, served.version, str(path))
+            task = pool.submit(_identify, served.version, str(path))
         except BrokenProcessPool:  # broken before this request: start afresh, not its fault
             self._replace(pool)
             pool = self._running_pool()
-            task = pool.submit(_predict, served.version, str(path))
+            task = pool.submit(_identify, served.version, str(path))
         try:
-            return task.result()
+            return task.result().model_copy(update={"model": served.label})
         except BrokenProcessPool as error:
             self._replace(pool)
             raise WorkerCrashed(
@@ -104,7 +108,7 @@ class PredictionWorkers:
 # ---- inside a worker process
 
 _settings: Settings | None = None
-_predictors: dict[str, Predictor] = {}  # version -> predictor; the two newest (a swap)
+_models: dict[str, ComposerModel] = {}  # version -> model; the two newest (a swap)
 
 
 def _start_worker(settings: Settings, version: str | None) -> None:
@@ -112,7 +116,7 @@ def _start_worker(settings: Settings, version: str | None) -> None:
     _settings = settings
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     if version is not None:
-        _predictor_for(version)
+        _model_for(version)
     else:
         warm_up(FeatureConfig())
 
@@ -125,8 +129,8 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _predictor_for(version: str) -> Predictor:
-    if version not in _predictors:
+def _model_for(version: str) -> ComposerModel:
+    if version not in _models:
         assert _settings is not None
         try:
             model = registry.load_registered(_settings, version)
@@ -137,11 +141,17 @@ def _predictor_for(version: str) -> Predictor:
                 "the next request tries again."
             ) from None
         warm_up(model.feature_config)
-        _predictors[version] = Predictor(model, _settings.audio)
-        for old in list(_predictors)[:-2]:
-            del _predictors[old]
-    return _predictors[version]
+        _models[version] = model
+        for old in list(_models)[:-2]:
+            del _models[old]
+    return _models[version]
 
 
-def _predict(version: str, path: str) -> Prediction:
-    return _predictor_for(version).predict_file(path)
+def _identify(version: str, path: str) -> Verdict:
+    assert _settings is not None
+    return identify(
+        _model_for(version),
+        path,
+        limits=_settings.audio,
+        not_sure_below=_settings.not_sure_below,
+    )

@@ -1,5 +1,6 @@
-"""Record or upload a clip, get the composer. Layout and wiring only: every decision lives
-in ``core`` (decoding, features, the champion, the prediction store)."""
+"""Record or upload a clip, get the composer. Layout and wiring only: the callbacks are in
+``gradio_app.callbacks`` and every decision lives in ``core`` (``core.answer``: identify and
+record one clip)."""
 
 from __future__ import annotations
 
@@ -11,34 +12,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
-import pandas as pd
 from fastapi.responses import JSONResponse
 from starlette.middleware import Middleware
 
-from core.audio import AudioError
 from core.config import Settings
 from core.datasets import demo
 from core.featurize import warm_up
-from core.serving import ChampionService, ModelUnavailable, Served
-from core.store import (
-    OTHER_PREFIX,
-    FeedbackError,
-    PredictionRecord,
-    PredictionStore,
-    open_store,
-    store_audio,
-)
-from core.workers import PredictionWorkers, WorkerCrashed
+from core.serving import ChampionService, Served
+from core.store import PredictionStore, open_store
+from core.workers import PredictionWorkers
 from gradio_app.access import LoginThrottle
+from gradio_app.callbacks import Backend
 from gradio_app.uploads import DELETE_CACHE, UploadJanitor
 
 # Gradio re-summarises its last 10,000 events in a DataFrame after every event, for a
 # dashboard this app does not use: under load that cost ~8% of the server's CPU.
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 log = logging.getLogger("gradio_app")
-SOURCES = ("upload", "microphone", "api")
-NOT_LISTED = "Someone else (not in the list)"
 
 
 def build(
@@ -50,73 +40,15 @@ def build(
 ) -> gr.Blocks:
     """The page. ``service``, ``store`` and ``workers`` are injected so tests can point them
     anywhere; without ``workers`` predictions run in the server process. ``janitor`` removes
-    each upload after its prediction (see ``launch``)."""
-    workers = workers or PredictionWorkers(settings, processes=0)
-    janitor = janitor or UploadJanitor()
-
-    def predict(audio_path: str | None, source: str):
-        if not audio_path:
-            raise gr.Error("No audio yet: record with the microphone or upload a file first.")
-        with janitor.using(audio_path):  # the upload is removed when this is done, even on error
-            return _predict(audio_path, source)
-
-    def _predict(audio_path: str, source: str):
-        served = _served_or_error(service)
-        try:
-            prediction = workers.predict(served, audio_path)
-        except (AudioError, WorkerCrashed, ModelUnavailable) as error:
-            # One line per rejected input (the message names the upload, never its folder);
-            # the traceback only at debug level, and Gradio is told not to print it.
-            log.info("rejected %s: %s", type(error).__name__, str(error)[:500])
-            log.debug("rejected input", exc_info=True)
-            raise gr.Error(str(error), print_exception=False) from error
-        record = PredictionRecord.from_prediction(
-            prediction,
-            source=source if source in SOURCES else "api",
-            model_name=served.name,
-            model_version=served.version,
-            feature_schema=served.model.feature_config.schema_id,
-            audio_path=store_audio(Path(audio_path), settings),
-        )
-        prediction_id = store.record(record)
-        details = {
-            "prediction_id": prediction_id,
-            "model": f"{served.name} v{served.version}",
-            **prediction.as_dict(k=5),
-        }
-        return (
-            prediction.probabilities,
-            _timeline(prediction.segments, prediction.top(4)),
-            prediction.neighbours,
-            details,
-            prediction_id,
-            _card(served),
-            gr.update(choices=[*served.model.labels, NOT_LISTED], value=None),
-        )
-
-    def feedback(
-        prediction_id: str | None, composer: str | None, other_name: str | None = None
-    ) -> str:
-        """A composer the model knows, or "Someone else" with a name (API: ``other:<name>``);
-        the store checks it and keeps one feedback per prediction (a second one replaces it)."""
-        if not prediction_id:
-            raise gr.Error("Make a prediction first, then say who the composer really was.")
-        if composer == NOT_LISTED:
-            composer = OTHER_PREFIX + (other_name or "")
-        try:
-            saved = store.add_feedback(prediction_id, composer or "")
-        except FeedbackError as error:
-            raise gr.Error(str(error)) from error
-        except KeyError as error:
-            raise gr.Error(f"Unknown prediction {prediction_id[:40]!r}.") from error
-        return f"Thanks: recorded **{saved.composer}** for prediction `{prediction_id[:8]}`."
-
-    def status() -> str:
-        try:
-            return _card(service.current())
-        except ModelUnavailable as error:
-            return f"### No model to serve yet\n{error}"
-
+    each upload after its prediction (see ``launch``). The API is ``/identify`` (one answer,
+    a dict: ``core.verdict.Verdict``) and ``/feedback``."""
+    backend = Backend(
+        settings,
+        service,
+        store,
+        workers or PredictionWorkers(settings, processes=0),
+        janitor or UploadJanitor(),
+    )
     limits = (
         f"Uploads up to {settings.app_max_file_mb:g} MB (wav, mp3, ogg, flac; other formats "
         f"through ffmpeg). The first {settings.audio.max_seconds:g} s are analysed, in "
@@ -137,7 +69,8 @@ def build(
                 if examples:
                     gr.Examples(examples=examples, inputs=[audio], label="Demo clips")
             with gr.Column(scale=4):
-                label = gr.Label(num_top_classes=5, label="Composer", elem_id="label")
+                headline = gr.Markdown(elem_id="headline")
+                label = gr.Label(num_top_classes=5, label="Candidates", elem_id="label")
                 timeline = gr.LinePlot(
                     x="start_s",
                     y="probability",
@@ -167,55 +100,29 @@ def build(
         audio.upload(lambda: "upload", outputs=source, api_visibility="private")
         audio.stop_recording(lambda: "microphone", outputs=source, api_visibility="private")
         button.click(
-            predict,
+            backend.identify,
             inputs=[audio, source],
-            outputs=[label, timeline, neighbours, details, prediction_id, card, truth],
-            api_name="predict",
+            outputs=details,
+            api_name="identify",
             concurrency_limit=settings.app_concurrency,
+        ).success(
+            backend.show,
+            inputs=details,
+            outputs=[headline, label, timeline, neighbours, prediction_id, card, truth],
+            api_visibility="private",
         )
         send.click(
-            feedback, inputs=[prediction_id, truth, other], outputs=thanks, api_name="feedback"
+            backend.feedback,
+            inputs=[prediction_id, truth, other],
+            outputs=thanks,
+            api_name="feedback",
         )
-        page.load(status, outputs=card, api_visibility="private")
+        page.load(backend.status, outputs=card, api_visibility="private")
         gr.Timer(max(settings.app_model_ttl_s, 5)).tick(
-            status, outputs=card, api_visibility="private"
+            backend.status, outputs=card, api_visibility="private"
         )
-    janitor.bind(page)
+    backend.janitor.bind(page)
     return page
-
-
-def _served_or_error(service: ChampionService) -> Served:
-    try:
-        return service.current()
-    except ModelUnavailable as error:
-        raise gr.Error(str(error), print_exception=False) from error
-
-
-def _timeline(segments: pd.DataFrame, top: list[tuple[str, float]]) -> pd.DataFrame:
-    """Long format for the plot: one row per (composer, segment); built from arrays, as
-    ``DataFrame.melt`` took ~8% of the server process's CPU under load (py-spy)."""
-    names = [name for name, _ in top]
-    starts = segments["start_s"].to_numpy()
-    return pd.DataFrame(
-        {
-            "start_s": np.tile(starts, len(names)),
-            "composer": np.repeat(names, len(starts)),
-            "probability": segments[names].to_numpy().T.ravel(),
-        }
-    )
-
-
-def _card(served: Served) -> str:
-    card = served.card()
-    accuracy = card["recording_accuracy"]
-    accuracy_text = f"{accuracy:.0%}" if accuracy is not None else "n/a"
-    return (
-        f"### Model: {card['name']} v{card['version']} (`@{card['alias']}`)\n"
-        f"- **{card['candidate']}**, trained {card['trained_at']}\n"
-        f"- held-out accuracy per recording: **{accuracy_text}** "
-        f"(unseen works; chance {1 / len(card['composers']):.0%})\n"
-        f"- knows {len(card['composers'])} composers: {', '.join(card['composers'])}"
-    )
 
 
 def _examples(settings: Settings, limit: int = 8) -> list[list[str]]:
@@ -316,7 +223,7 @@ def _warm_up(service: ChampionService) -> Served | None:
     if served is None:
         print(service.last_error or "No model yet.", flush=True)
         return None
-    warm_up(served.model.feature_config)
+    warm_up(served.card.feature_config)
     return served
 
 

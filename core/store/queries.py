@@ -46,7 +46,7 @@ def predictions_frame(
     rows = [dict(row._mapping) for row in connection.execute(query)]
     frame = pd.DataFrame(rows, columns=[*RECORD_COLUMNS, "true_composer"])
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
-    for column in ("audio_path", "true_composer"):  # None stays None (not NaN)
+    for column in ("composer", "audio_path", "true_composer"):  # None stays None (not NaN)
         frame[column] = pd.Series([row[column] for row in rows], index=frame.index, dtype=object)
     return frame
 
@@ -113,7 +113,7 @@ def backdate(connection: Connection, ids: Iterable[str], when: datetime, step: t
 
 
 def count_rows(connection: Connection) -> dict[str, int]:
-    """Rows per table (for ``composer info``)."""
+    """Rows per table (for ``composer-id info``)."""
     return {
         table.name: int(connection.execute(select(func.count()).select_from(table)).scalar_one())
         for table in (PREDICTIONS, FEEDBACK, SUMMARIES)

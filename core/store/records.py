@@ -25,9 +25,10 @@ from core.store.tables import (
     as_utc,
     finite,
 )
+from core.verdict import KINDS
 
 if TYPE_CHECKING:
-    from core.predict import Prediction
+    from core.verdict import Verdict
 
 SOURCES = ("microphone", "upload", "api", "cli", "simulation")
 # Feedback naming a composer the model does not know: "other:<name>", the name this short.
@@ -56,19 +57,23 @@ def _check_text(name: str, value: Any, limit: int, error: type[ValueError]) -> s
 
 @dataclass(kw_only=True)
 class PredictionRecord:
-    """One row of ``predictions``; JSON-serialisable (that is how it is spooled)."""
+    """One row of ``predictions``; JSON-serialisable (that is how it is spooled).
+
+    ``composer`` is the classifier's first choice (also for ``not_sure``, where the app showed
+    only candidates: monitoring compares it with feedback); None for ``not_piano``."""
 
     source: str
     duration_s: float
     sample_rate: int
     model_name: str
     model_version: str
-    composer: str
+    composer: str | None
     probabilities: dict[str, float]
     features: list[float | None]
     feature_schema: str
     latency_s: float
     audio_path: str | None = None
+    kind: str = "composer"  # records spooled before kinds existed were composer answers
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -76,7 +81,12 @@ class PredictionRecord:
         if self.source not in SOURCES:
             raise RecordError(f"source must be one of {SOURCES}, not {self.source!r}")
         _check_text("id", self.id, ID_LENGTH, RecordError)
-        _check_text("composer", self.composer, COMPOSER_LENGTH, RecordError)
+        if self.kind not in KINDS:
+            raise RecordError(f"kind must be one of {KINDS}, not {self.kind!r}")
+        if self.kind == "not_piano":
+            self.composer = None
+        else:
+            _check_text("composer", self.composer, COMPOSER_LENGTH, RecordError)
         _check_text("model_name", self.model_name, MODEL_NAME_LENGTH, RecordError)
         self.model_version = str(self.model_version)
         _check_text("model_version", self.model_version, VERSION_LENGTH, RecordError)
@@ -91,28 +101,28 @@ class PredictionRecord:
         self.latency_s = float(self.latency_s)
 
     @classmethod
-    def from_prediction(
+    def from_verdict(
         cls,
-        prediction: Prediction,
+        verdict: Verdict,
         source: str,
         model_name: str,
         model_version: str,
         feature_schema: str,
         audio_path: str | None = None,
     ) -> PredictionRecord:
-        features = prediction.features
-        values = features.ravel().tolist() if hasattr(features, "ravel") else list(features)
+        """The row for an answer (``core.identify.identify``), whatever its kind."""
         return cls(
             source=source,
-            duration_s=prediction.seconds,
-            sample_rate=prediction.sample_rate,
+            kind=verdict.kind,
+            duration_s=verdict.seconds,
+            sample_rate=verdict.sample_rate,
             model_name=model_name,
             model_version=str(model_version),
-            composer=prediction.composer,
-            probabilities=dict(prediction.probabilities),
-            features=values,
+            composer=verdict.top_composer,
+            probabilities=dict(verdict.probabilities),
+            features=list(verdict.features),
             feature_schema=feature_schema,
-            latency_s=prediction.latency_s,
+            latency_s=verdict.latency_s,
             audio_path=audio_path,
         )
 

@@ -219,7 +219,7 @@ class PredictionStore:
             return queries.summaries_frame(connection, start, end)
 
     def backdate(self, ids: Iterable[str], when: datetime, step: timedelta = timedelta(0)) -> int:
-        """FOR SIMULATIONS ONLY (``core.simulate``, tests): move predictions to another time,
+        """FOR SIMULATIONS ONLY (``gradio_app.simulate``, tests): move predictions to another time,
         the i-th id to ``when + i * step``. Spooled records are flushed first; returns how many
         rows were moved. Production code never rewrites when a prediction was made."""
         self.flush_spool()

@@ -30,6 +30,7 @@ VERSION_LENGTH = 64
 SCHEMA_LENGTH = 64
 PATH_LENGTH = 1024
 SOURCE_LENGTH = 16
+KIND_LENGTH = 16
 
 
 def as_utc(value: datetime) -> datetime:
@@ -85,12 +86,15 @@ class PredictionRow(Base):
     sample_rate: Mapped[int] = mapped_column(Integer)
     model_name: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH))
     model_version: Mapped[str] = mapped_column(String(VERSION_LENGTH))
-    composer: Mapped[str] = mapped_column(String(COMPOSER_LENGTH))
+    # The classifier's first choice; NULL for a "not piano music" answer (migration 0004).
+    composer: Mapped[str | None] = mapped_column(String(COMPOSER_LENGTH), nullable=True)
     probabilities: Mapped[dict[str, float]] = mapped_column(JSON)
     features: Mapped[list[float | None]] = mapped_column(JSON)
     feature_schema: Mapped[str] = mapped_column(String(SCHEMA_LENGTH))
     latency_s: Mapped[float] = mapped_column(Float)
     audio_path: Mapped[str | None] = mapped_column(String(PATH_LENGTH))
+    # work | composer | not_sure | not_piano (core.verdict.KINDS); older rows are 'composer'.
+    kind: Mapped[str] = mapped_column(String(KIND_LENGTH), server_default="composer")
 
 
 class FeedbackRow(Base):

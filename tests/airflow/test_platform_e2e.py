@@ -274,14 +274,14 @@ def test_up_featurize_train_serve_down(platform: Running):
     deadline = time.monotonic() + APP_TIMEOUT_S
     while True:
         try:
-            details = client.predict(handle_file(str(DEMO_CLIP)), api_name="/predict")[3]
+            details = client.predict(handle_file(str(DEMO_CLIP)), api_name="/identify")
             if details["model"] == expected:
                 break
         except Exception as error:  # the champion may take a TTL to appear
             details = {"error": str(error)}
         assert time.monotonic() < deadline, (details, platform.logs())
         time.sleep(2)
-    assert details["composer"] and details["prediction_id"]
+    assert details["candidates"] and details["prediction_id"]
 
     # --- memory, then down: nothing of the started groups (or their descendants) is left.
     status = platform.status()

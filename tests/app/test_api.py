@@ -19,6 +19,7 @@ from gradio_client.exceptions import AppError
 from core import pipeline, registry
 from core.config import REPO_ROOT
 from core.serving import ChampionService
+from core.verdict import KINDS, Verdict
 from gradio_app.app import Running, launch
 from tests.app.conftest import app_test_settings, free_port
 from tests.conftest import FAST_CANDIDATES
@@ -36,9 +37,9 @@ def connect(url: str) -> Client:
     return Client(url, verbose=False, download_files=False, analytics_enabled=False)
 
 
-def predict(client: Client, path: Path = DEMO_CLIP):
-    """/predict -> (label, timeline, neighbours, details, prediction_id, card, dropdown)."""
-    return client.predict(handle_file(str(path)), api_name="/predict")
+def predict(client: Client, path: Path = DEMO_CLIP) -> Verdict:
+    """/identify -> one answer, typed (the API returns ``Verdict.as_dict()``)."""
+    return Verdict.model_validate(client.predict(handle_file(str(path)), api_name="/identify"))
 
 
 def app_error(client: Client, path: Path = DEMO_CLIP) -> str:
@@ -62,38 +63,64 @@ def client(live_app) -> Client:
 def test_prediction_is_returned_and_recorded(live_app, client):
     running, first = live_app
     labels = list(first.trained.model.labels)
-    label, _timeline, _neighbours, details, prediction_id, card, _dropdown = predict(client)
+    verdict = predict(client)
 
-    # The Label shows the top 5 of every composer the model knows; the store has them all.
-    confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
-    assert label["label"] in labels
-    assert set(confidences) <= set(labels)
-    assert len(confidences) == min(5, len(labels))
-    assert 0 < sum(confidences.values()) <= 1 + 1e-6
-    assert max(confidences, key=confidences.get) == label["label"]
-    assert details["prediction_id"] == prediction_id
-    assert details["model"] == "composer-classifier v1"
-    assert details["composer"] == label["label"]
-    assert "v1" in card
+    # One typed answer: a demo clip is piano music, so a composer or "not sure" with candidates.
+    assert verdict.kind in ("composer", "not_sure")
+    assert verdict.prediction_id and verdict.model == "composer-classifier v1"
+    assert set(verdict.probabilities) == set(labels)
+    assert sum(verdict.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+    ranked = list(verdict.probabilities)
+    assert [c.composer for c in verdict.candidates] == ranked[: len(verdict.candidates)]
+    top = verdict.candidates[0]
+    if verdict.kind == "composer":
+        assert verdict.composer == top.composer and top.probability >= 0.35
+        assert verdict.headline == f"Probably {top.composer} ({round(100 * top.probability)} %)"
+    else:
+        assert verdict.composer is None and top.probability < 0.35
+        assert verdict.headline.startswith("Not sure: " + top.composer)
+    assert len(verdict.segments) >= 1 and verdict.sounds_like
+    assert verdict.features == []  # kept out of the API (the store has them)
 
     rows = running.store.predictions()
-    row = rows.set_index("id").loc[prediction_id]
+    row = rows.set_index("id").loc[verdict.prediction_id]
     assert row["source"] == "api"
+    assert row["kind"] == verdict.kind
     assert row["model_version"] == "1"
-    assert row["composer"] == label["label"]
+    assert row["composer"] == top.composer
     assert len(row["features"]) == len(first.trained.model.feature_names)
     assert all(v is None or np.isfinite(v) for v in row["features"])
     assert row["latency_s"] > 0
-    assert set(row["probabilities"]) == set(labels)
-    assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
-    for composer, confidence in confidences.items():
-        assert row["probabilities"][composer] == pytest.approx(confidence, abs=1e-6)
+    assert row["probabilities"] == pytest.approx(verdict.probabilities, abs=1e-6)
     assert row["true_composer"] is None
+
+
+def test_the_api_is_one_typed_endpoint(client):
+    """/identify (one dict, every kind a Verdict can have) and /feedback; nothing positional."""
+    named = endpoints(client)
+    assert set(named) == {"/identify", "/feedback"}
+    assert len(named["/identify"]["returns"]) == 1
+    assert set(KINDS) == {"work", "composer", "not_sure", "not_piano"}
+
+
+def test_noise_is_not_piano_and_recorded_without_composer(live_app, client, tmp_path):
+    """White noise: the answer says it is not piano music, and the store has no composer."""
+    import soundfile as sf
+
+    running, _ = live_app
+    noise = tmp_path / "noise.wav"
+    rng = np.random.default_rng(0)
+    sf.write(noise, (0.3 * rng.standard_normal(22050 * 12)).astype(np.float32), 22050)
+    verdict = predict(client, noise)
+    assert verdict.kind == "not_piano" and verdict.composer is None
+    assert verdict.candidates == [] and verdict.headline.startswith("This does not sound like")
+    row = running.store.predictions().set_index("id").loc[verdict.prediction_id]
+    assert row["kind"] == "not_piano" and row["composer"] is None
 
 
 def test_feedback_is_recorded(live_app, client):
     running, first = live_app
-    *_, prediction_id, _card, _dropdown = predict(client)
+    prediction_id = predict(client).prediction_id
     truth = first.trained.model.labels[-1]
 
     thanks = client.predict(prediction_id, truth, api_name="/feedback")
@@ -119,17 +146,17 @@ def test_new_champion_is_served_without_restart(live_app, client, app_settings):
     wanted = f"composer-classifier v{second.version}"
     seen = []
     for _ in range(POLL_TRIES):
-        *_, details, prediction_id, card, _dropdown = predict(client)
-        seen.append(details["model"])
-        if details["model"] == wanted:
+        verdict = predict(client)
+        seen.append(verdict.model)
+        if verdict.model == wanted:
             break
         time.sleep(POLL_SLEEP_S)
     else:
         pytest.fail(f"the server never served v{second.version}; it served {seen}")
 
-    assert f"v{second.version}" in card
+    assert running.service.current().version == second.version
     assert running.url == url_before  # same server, same client: no restart
-    row = running.store.predictions().set_index("id").loc[prediction_id]
+    row = running.store.predictions().set_index("id").loc[verdict.prediction_id]
     assert row["model_version"] == second.version
 
 
@@ -145,7 +172,7 @@ def test_load_bench_runs_against_the_live_app(live_app, tmp_path):
     assert (summary["requests"], summary["ok"], summary["errors"]) == (4, 4, 0)
     assert 0 < summary["p50_s"] <= summary["p95_s"] <= summary["max_s"]
     assert summary["throughput_rps"] > 0
-    assert set(summary["composers_predicted"]) <= set(running.service.current().model.labels)
+    assert set(summary["composers_predicted"]) <= set(running.service.current().card.composers)
     assert summary["cpu_s_per_request"]["clients"] > 0
     assert "p50 latency" in done.stdout
 
@@ -162,10 +189,10 @@ def test_no_champion_gives_clear_error_then_recovers(make_settings, tmp_path):
         client = connect(running.url)
         message = app_error(client)
         assert "No model has the alias 'champion'" in message
-        assert "make run" in message and "composer train" in message
+        assert "make run" in message and "composer-id train" in message
         assert running.store.predictions().empty
         # Still serving: the API answers, and asking again gives the same clear error.
-        assert "/predict" in endpoints(client)
+        assert "/identify" in endpoints(client)
         assert "make run" in app_error(client)
 
         settings = running.service.settings
@@ -173,14 +200,14 @@ def test_no_champion_gives_clear_error_then_recovers(make_settings, tmp_path):
         assert trained.promotion.promoted
         for _ in range(POLL_TRIES):
             try:
-                *_, details, prediction_id, _card, _dropdown = predict(client)
+                verdict = predict(client)
                 break
             except AppError:
                 time.sleep(POLL_SLEEP_S)
         else:
             pytest.fail("the server did not pick up the new champion by itself")
-        assert details["model"] == f"composer-classifier v{trained.version}"
-        assert list(running.store.predictions()["id"]) == [prediction_id]
+        assert verdict.model == f"composer-classifier v{trained.version}"
+        assert list(running.store.predictions()["id"]) == [verdict.prediction_id]
     finally:
         running.close()
 

@@ -8,6 +8,7 @@ Playwright-managed browser downloads). A missing browser is a failure, not a ski
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from urllib.parse import urlsplit
 
@@ -49,7 +50,7 @@ def _upload_fn_index(page_blocks) -> int:
 def test_upload_predict_and_record(live_app, app_settings, tmp_path):
     _require_browser()
     running, _first = live_app
-    labels = list(running.service.current().model.labels)
+    labels = list(running.service.current().card.composers)
     upload_fn = _upload_fn_index(running.page)
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(running.url))
     assert urlsplit(running.url).hostname == "127.0.0.1"
@@ -118,6 +119,11 @@ def test_upload_predict_and_record(live_app, app_settings, tmp_path):
             )
             composer = top.inner_text().strip()
             assert composer in labels, f"{composer!r} is not one of the model's labels {labels}"
+            # The answer in plain words: a composer with its probability, or "not sure".
+            headline = page.locator("#headline").inner_text().strip()
+            assert re.fullmatch(rf"Probably {composer} \(\d+ %\)", headline) or (
+                headline.startswith(f"Not sure: {composer}")
+            ), headline
             # Wait for the rest of the outputs (the card is re-rendered with the prediction).
             page.locator("#label .confidence-set").first.wait_for()
             page.wait_for_timeout(1000)  # let the plot finish drawing for the screenshot

@@ -78,20 +78,20 @@ def test_no_upload_is_kept(make_settings, tracking_uri, tmp_path, temp_dir_env):
     try:
         client = Client(running.url, verbose=False, download_files=False)
         for clip in DEMO_CLIPS:
-            client.predict(handle_file(str(clip)), api_name="/predict")
+            client.predict(handle_file(str(clip)), api_name="/identify")
         for bad in make_bad(tmp_path):
             with pytest.raises(AppError):
-                client.predict(handle_file(str(bad)), api_name="/predict")
+                client.predict(handle_file(str(bad)), api_name="/identify")
         # the same clip from four clients at once: one shared cache file, every one answered
         clients = [Client(running.url, verbose=False, download_files=False) for _ in range(4)]
         with ThreadPoolExecutor(4) as pool:
             answers = list(
                 pool.map(
-                    lambda c: c.predict(handle_file(str(DEMO_CLIPS[0])), api_name="/predict"),
+                    lambda c: c.predict(handle_file(str(DEMO_CLIPS[0])), api_name="/identify"),
                     clients,
                 )
             )
-        assert all(answer[0]["label"] for answer in answers)
+        assert all(answer["prediction_id"] and answer["kind"] for answer in answers)
         left = uploads_left(cache, before)
         print(
             f"\n{len(DEMO_CLIPS) + 2 + 4} predictions; cache before {len(before)} files, "
@@ -111,9 +111,8 @@ def test_keep_audio_keeps_the_store_copy_only(make_settings, tracking_uri, tmp_p
     before = files_under(cache)
     try:
         client = Client(running.url, verbose=False, download_files=False)
-        *_, _details, prediction_id, _card, _dropdown = client.predict(
-            handle_file(str(DEMO_CLIPS[1])), api_name="/predict"
-        )
+        answer = client.predict(handle_file(str(DEMO_CLIPS[1])), api_name="/identify")
+        prediction_id = answer["prediction_id"]
         kept = running.store.predictions().set_index("id").loc[prediction_id, "audio_path"]
         assert kept and Path(kept).is_file()
         assert Path(kept).parent == Path(settings.audio_store_dir)

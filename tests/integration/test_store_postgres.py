@@ -101,8 +101,9 @@ def test_one_feedback_migration_keeps_the_latest_on_postgresql(postgres_url):
     records = [make_record(), make_record()]
     try:
         with engine.begin() as connection:
-            for record in records:
-                connection.execute(insert(PREDICTIONS).values(**record.row()))
+            for record in records:  # rows as they were before 0004 (no kind)
+                old_row = {k: v for k, v in record.row().items() if k != "kind"}
+                connection.execute(insert(PREDICTIONS).values(**old_row))
             for i, (record, composer) in enumerate(
                 [(records[0], "Chopin"), (records[0], "Mozart"), (records[1], "Bach")]
             ):
@@ -115,5 +116,7 @@ def test_one_feedback_migration_keeps_the_latest_on_postgresql(postgres_url):
             assert current_revision(connection) == head_revision()
             rows = connection.execute(select(FEEDBACK.c.prediction_id, FEEDBACK.c.composer))
             assert dict(rows.all()) == {records[0].id: "Mozart", records[1].id: "Bach"}
+            kinds = connection.execute(select(PREDICTIONS.c.kind)).scalars().all()
+            assert kinds == ["composer", "composer"]  # 0004: older rows were composer answers
     finally:
         engine.dispose()

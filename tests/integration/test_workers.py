@@ -30,7 +30,7 @@ CLIPS = sorted((REPO_ROOT / "data" / "demo" / "audio").rglob("*.ogg"))[:3]
 @pytest.fixture(scope="module")
 def served(trained):
     settings, _ = trained
-    service = ChampionService(settings)
+    service = ChampionService(settings, load_model=True)  # to compare with in-process answers
     return settings, service.current()
 
 
@@ -44,24 +44,40 @@ def workers(served):
 
 def test_workers_answer_as_the_server_process_would(served, workers):
     _, current = served
+    settings, current = served
     for clip in CLIPS:
-        here = current.predictor.predict_file(clip)
-        there = workers.predict(current, clip)
-        assert there.composer == here.composer
+        here = current.identify(clip, settings)
+        there = workers.identify(current, clip)
+        assert (there.kind, there.composer) == (here.kind, here.composer)
+        assert there.model == here.model == f"composer-classifier v{current.version}"
         assert list(there.probabilities) == list(here.probabilities)
         np.testing.assert_allclose(
             list(there.probabilities.values()), list(here.probabilities.values())
         )
         np.testing.assert_allclose(there.features, here.features)
-        assert there.neighbours.equals(here.neighbours)
+        assert there.sounds_like == here.sounds_like
 
 
-def test_in_process_mode_uses_the_served_predictor(served):
+def test_in_process_mode_uses_the_served_model(served):
     settings, current = served
     local = PredictionWorkers(settings, processes=0).start(current)
     assert (
-        local.predict(current, CLIPS[0]).composer
-        == current.predictor.predict_file(CLIPS[0]).composer
+        local.identify(current, CLIPS[0]).probabilities
+        == current.identify(CLIPS[0], settings).probabilities
+    )
+
+
+def test_a_server_with_workers_reads_the_card_from_the_registry(served):
+    """The server process does not load the model its workers load: the card comes from
+    the registry and says what the loaded model says."""
+    settings, current = served
+    card_only = ChampionService(settings, load_model=False).current()
+    assert card_only.model is None
+    assert card_only.card.composers == tuple(current.model.labels)
+    assert card_only.card.feature_config == current.model.feature_config
+    assert card_only.card.candidate == current.model.candidate
+    assert card_only.card.recording_accuracy == pytest.approx(
+        current.model.metrics["recording_accuracy"]
     )
 
 
@@ -70,16 +86,16 @@ def test_audio_errors_come_back_typed(served, workers, tmp_path):
     fake = tmp_path / "notes.wav"
     fake.write_text("not audio at all")
     with pytest.raises(AudioError, match=r"notes\.wav"):
-        workers.predict(current, fake)
-    assert workers.predict(current, CLIPS[0]).composer  # and the worker is still fine
+        workers.identify(current, fake)
+    assert workers.identify(current, CLIPS[0]).candidates  # and the worker is still fine
 
 
 def test_a_version_the_worker_cannot_load_is_a_clear_error(served, workers):
     _, current = served
-    missing = dataclasses.replace(current, version="999")
+    missing = dataclasses.replace(current, card=dataclasses.replace(current.card, version="999"))
     with pytest.raises(ModelUnavailable, match="could not load composer-classifier v999"):
-        workers.predict(missing, CLIPS[0])
-    assert workers.predict(current, CLIPS[0]).composer
+        workers.identify(missing, CLIPS[0])
+    assert workers.identify(current, CLIPS[0]).candidates
 
 
 def test_a_killed_worker_fails_only_its_request(served, workers):
@@ -89,7 +105,7 @@ def test_a_killed_worker_fails_only_its_request(served, workers):
 
     def request() -> None:
         try:
-            outcome["result"] = workers.predict(current, CLIPS[0]).composer
+            outcome["result"] = workers.identify(current, CLIPS[0]).kind
         except BaseException as error:
             outcome["error"] = error
 
@@ -102,7 +118,7 @@ def test_a_killed_worker_fails_only_its_request(served, workers):
     assert isinstance(outcome.get("error"), WorkerCrashed), outcome
     assert "keeps serving" in str(outcome["error"])
     # The next request gets a fresh worker.
-    assert workers.predict(current, CLIPS[1]).composer
+    assert workers.identify(current, CLIPS[1]).candidates
     assert set(_worker_pids(workers)).isdisjoint(pids)
 
 
@@ -111,7 +127,7 @@ def test_a_pool_broken_between_requests_is_replaced_silently(served, workers):
     for pid in _worker_pids(workers):
         os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)  # the pool notices the dead worker and marks itself broken
-    assert workers.predict(current, CLIPS[0]).composer
+    assert workers.identify(current, CLIPS[0]).candidates
 
 
 def test_workers_leave_with_a_killed_server(served, tmp_path):

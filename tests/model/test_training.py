@@ -8,7 +8,7 @@ import mlflow
 import pytest
 
 from core import pipeline, registry
-from core.predict import Predictor
+from core.identify import identify
 from core.train import PRIMARY_METRIC
 
 pytestmark = pytest.mark.model
@@ -19,7 +19,7 @@ def test_champion_registered_and_well_above_chance(trained):
     client = registry.connect(settings)
     champion = client.get_model_version_by_alias(settings.model_name, "champion")
     assert str(champion.version) == result.version
-    assert result.promotion.promoted and result.promotion.reason == "no champion yet"
+    assert result.promotion.promoted and result.promotion.reason == registry.FIRST_CHAMPION
     chance = 1 / len(result.trained.model.labels)
     assert result.trained.metrics["recording_accuracy"] >= 2 * chance
     assert result.trained.metrics["recording_macro_f1"] > chance
@@ -54,8 +54,9 @@ def test_run_logs_what_is_needed_to_trust_the_model(trained):
     assert works["test"] and not set(works["train"]) & set(works["test"])
     assert {i.dataset.name for i in run.inputs.dataset_inputs} == {"demo-train", "demo-test"}
     info = mlflow.models.get_model_info(f"models:/{settings.model_name}/{result.version}")
-    assert info.signature is not None
-    assert len(info.signature.inputs.input_names()) == len(result.trained.model.feature_names)
+    assert info.signature is not None  # from the pyfunc's type hints: audio in
+    (audio,) = info.signature.inputs.to_dict()
+    assert set(audio["properties"]) == {"path", "samples", "sample_rate"}
 
 
 def test_model_carries_its_feature_config_and_serves(trained, demo_manifest):
@@ -65,12 +66,13 @@ def test_model_carries_its_feature_config_and_serves(trained, demo_manifest):
     assert model.feature_config == settings.features
     test_ids = result.trained.split.query("split == 'test'")["recording_id"]
     clip = demo_manifest.set_index("recording_id").loc[test_ids.iloc[0], "path"]
-    prediction = Predictor(model, settings.audio).predict_file(clip)
-    assert prediction.composer in model.labels
-    assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
-    assert len(prediction.segments) == 3  # 30 s clip, 10 s segments
-    assert len(prediction.neighbours) == 5
-    assert prediction.neighbours["distance"].is_monotonic_increasing
+    verdict = identify(model, clip, limits=settings.audio)
+    assert verdict.kind in ("composer", "not_sure")
+    assert verdict.candidates[0].composer in model.labels
+    assert sum(verdict.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+    assert len(verdict.segments) == 3  # 30 s clip, 10 s segments
+    distances = [n.distance for n in verdict.sounds_like]
+    assert len(distances) == 5 and distances == sorted(distances)
 
 
 def test_worse_model_is_not_promoted(trained):

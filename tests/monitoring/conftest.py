@@ -1,15 +1,15 @@
 """Monitoring tests share one trained champion and one set of recorded traffic (session
 scope: training and predicting are the slow parts).
 
-Traffic is made in-process, as the app would record it: ``Predictor.predict_file`` on demo
-clips (unchanged, or with white noise at 10 dB SNR), ``PredictionRecord.from_prediction``,
+Traffic is made in-process, as the app would record it: ``core.identify.identify`` on demo
+clips (unchanged, or with white noise at 10 dB SNR), ``PredictionRecord.from_verdict``,
 ``PredictionStore.record``, user feedback, then ``PredictionStore.backdate`` to a fixed day:
 
 * ``IN_DIST``: every held-out work of the champion, unchanged, all with feedback;
 * ``SHIFTED``: 30 of them with white noise (10 dB SNR), half with feedback;
 * ``FEW``: 5 unchanged predictions (below the 30-row minimum).
 
-One test goes through the real app API instead (``core.simulate`` against a live server).
+One test goes through the real app API instead (``gradio_app.simulate`` against a live server).
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from core import monitor, pipeline, registry, simulate
+from core import monitor, pipeline, registry
 from core.config import Settings
+from core.identify import identify
 from core.model import ComposerModel
-from core.predict import Predictor
 from core.store import PredictionRecord, PredictionStore
+from gradio_app import simulate
 from tests.conftest import FAST_CANDIDATES
 
 DAY = timedelta(days=1)
@@ -52,13 +53,13 @@ class Traffic:
         return PredictionStore(self.settings.database_url, self.settings.spool_dir)
 
 
-def record_clips(store, predictor, clips, name, version, feedback_every: int | None):
-    """Predict each clip in-process and record it like the app; feedback on every n-th."""
-    schema = predictor.model.feature_config.schema_id
+def record_clips(store, model, clips, name, version, feedback_every: int | None):
+    """Identify each clip in-process and record it like the app; feedback on every n-th."""
+    schema = model.feature_config.schema_id
     records = []
     for i, clip in enumerate(clips):
-        prediction = predictor.predict_file(clip.path)
-        record = PredictionRecord.from_prediction(prediction, "simulation", name, version, schema)
+        verdict = identify(model, clip.path)
+        record = PredictionRecord.from_verdict(verdict, "simulation", name, version, schema)
         store.record(record)
         if feedback_every and i % feedback_every == 0:
             store.add_feedback(record.id, clip.composer)
@@ -75,14 +76,13 @@ def traffic(make_settings, tmp_path_factory) -> Traffic:
     pipeline.run(settings, "demo", candidates=FAST_CANDIDATES)
     model, found = registry.load_version(settings)
     version, name = str(found.version), settings.model_name
-    predictor = Predictor(model, settings.audio)
     traffic = Traffic(settings, model, version)
     store = traffic.store()
     try:
         clean = simulate.prepare_clips(settings, model, "in-distribution", data)
-        traffic.records["in"] = record_clips(store, predictor, clean, name, version, 1)
+        traffic.records["in"] = record_clips(store, model, clean, name, version, 1)
         noisy = simulate.prepare_clips(settings, model, "noise", data, seed=1)[:SHIFTED_ROWS]
-        traffic.records["shifted"] = record_clips(store, predictor, noisy, name, version, 2)
+        traffic.records["shifted"] = record_clips(store, model, noisy, name, version, 2)
         few = []
         for original in traffic.records["in"][:FEW_ROWS]:  # same audio, new requests
             copy = {**original.to_json(), "id": uuid.uuid4().hex}

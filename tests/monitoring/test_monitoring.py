@@ -2,7 +2,7 @@
 PostgreSQL once), real Evidently reports and a real MLflow store: in-distribution traffic is
 left alone, shifted traffic asks for retraining (with the reason), too little traffic decides
 nothing; the retraining trigger speaks Airflow's REST API; one simulation goes through the
-live app's API and the `composer monitor --trigger` command."""
+live app's API and the `composer-id monitor --trigger` command."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from core import cli, monitor, simulate
+from core import cli, monitor
 from core.config import AudioLimits
 from core.store import PredictionStore
+from gradio_app import simulate
 from tests.conftest import composer_env_vars
 from tests.monitoring.conftest import (
     DAY,
@@ -234,7 +235,7 @@ def test_simulated_phone_traffic_through_the_app_then_cli_monitor_triggers(
     traffic, fake_airflow, tmp_path
 ):
     """`simulate` sends low-passed clips (phone microphone) through the live app's API with
-    feedback; `composer monitor --trigger` then finds drift and starts `train` (fake Airflow);
+    feedback; `composer-id monitor --trigger` then finds drift and starts `train` (fake Airflow);
     on a window with too few rows it triggers nothing."""
     from gradio_app.app import launch
     from tests.app.conftest import free_port

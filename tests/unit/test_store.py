@@ -15,7 +15,6 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, insert, inspect, select
 
 from core.config import Settings
-from core.predict import Prediction
 from core.store import (
     FEEDBACK,
     PREDICTIONS,
@@ -33,6 +32,7 @@ from core.store import (
     open_store,
     store_audio,
 )
+from core.verdict import Candidate, Verdict
 
 pytestmark = pytest.mark.unit
 
@@ -114,7 +114,7 @@ def test_migrate_twice_is_idempotent_and_matches_the_models(sqlite_url):
         with engine.connect() as connection:
             tables = set(inspect(connection).get_table_names())
             assert {"predictions", "feedback", VERSION_TABLE} <= tables
-            assert current_revision(connection) == head_revision() == "0003_one_feedback"
+            assert current_revision(connection) == head_revision() == "0004_answer_kind"
             context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
             assert compare_metadata(context, Base.metadata) == []  # migration == models
     finally:
@@ -152,27 +152,43 @@ def timezone_offset(hours: int):
     return timezone(timedelta(hours=hours))
 
 
-def test_record_from_prediction_and_validation():
-    prediction = Prediction(
-        composer="Chopin",
-        probabilities={"Chopin": 0.8, "Bach": 0.2},
-        segments=pd.DataFrame(),
-        neighbours=pd.DataFrame(),
-        features=np.array([1.0, np.nan, np.float32(2.5)]),
+def test_record_from_verdict_and_validation():
+    verdict = Verdict(
+        kind="not_sure",
+        headline="Not sure: Chopin or Bach",
+        candidates=[Candidate(composer="Chopin", probability=0.3)],
+        probabilities={"Chopin": 0.3, "Bach": 0.2},
+        features=[1.0, float("nan"), float(np.float32(2.5))],
         seconds=30.0,
         sample_rate=48000,
         latency_s=0.2,
     )
-    record = PredictionRecord.from_prediction(
-        prediction, "api", "composer-classifier", 7, "composer-features/v1"
+    record = PredictionRecord.from_verdict(
+        verdict, "api", "composer-classifier", 7, "composer-features/v1"
     )
     assert record.features == [1.0, None, 2.5]  # NaN is not JSON
     assert record.model_version == "7" and record.duration_s == 30.0
+    assert (record.kind, record.composer) == ("not_sure", "Chopin")  # the first choice
     assert len(record.id) == 32 and record.created_at.tzinfo is not None
     assert record.audio_path is None
     assert PredictionRecord.from_json(record.to_json()) == record
     with pytest.raises(ValueError, match="source"):
         make_record(source="carrier-pigeon")
+    with pytest.raises(ValueError, match="kind"):
+        make_record(kind="guess")
+    old = record.to_json()
+    del old["kind"]  # spooled before kinds existed
+    assert PredictionRecord.from_json(old).kind == "composer"
+
+
+def test_every_kind_is_stored_and_read_back(store):
+    """The four kinds survive the store; a not-piano answer has no composer."""
+    for kind in ("work", "composer", "not_sure", "not_piano"):
+        store.record(make_record("Bach", kind=kind))
+    frame = store.predictions()
+    assert list(frame["kind"]) == ["work", "composer", "not_sure", "not_piano"]
+    assert frame.iloc[-1]["composer"] is None
+    assert list(frame["composer"][:3]) == ["Bach"] * 3
 
 
 def count_rows(store: PredictionStore, table) -> int:
@@ -225,7 +241,8 @@ def test_migration_keeps_the_latest_feedback_of_existing_data(sqlite_url):
     record = make_record()
     try:
         with engine.begin() as connection:
-            connection.execute(insert(PREDICTIONS).values(**record.row()))
+            old_row = {k: v for k, v in record.row().items() if k != "kind"}  # before 0004
+            connection.execute(insert(PREDICTIONS).values(**old_row))
             for i, composer in enumerate(["Chopin", "Mozart", "Bach"]):
                 connection.execute(
                     insert(FEEDBACK).values(
@@ -238,8 +255,10 @@ def test_migration_keeps_the_latest_feedback_of_existing_data(sqlite_url):
         migrate(sqlite_url)
         with engine.connect() as connection:
             rows = connection.execute(select(FEEDBACK.c.composer)).all()
+            kinds = connection.execute(select(PREDICTIONS.c.kind)).all()
             assert current_revision(connection) == head_revision()
         assert [r[0] for r in rows] == ["Mozart"]  # the latest one
+        assert [k[0] for k in kinds] == ["composer"]  # older rows were composer answers
     finally:
         engine.dispose()
 

@@ -1,9 +1,10 @@
-"""Traffic simulation: send clips through the running app's public API as users would, over
-simulated days, to exercise monitoring (drift reports, the retraining decision).
+"""Traffic simulation, a client of the app: send clips through its public API as users
+would, over simulated days, to exercise monitoring (drift reports, the retraining decision).
 
-For each simulated day, ``per_day`` clips go to the app's ``/predict`` endpoint with
-gradio_client (each answer carries ``details["prediction_id"]``); a share of them
-(``feedback_rate``) also get their true composer through ``/feedback``. The day's predictions
+For each simulated day, ``per_day`` clips go to the app's typed ``/identify`` endpoint with
+gradio_client (each answer is a ``core.verdict.Verdict`` with its ``prediction_id``); a share of
+them (``feedback_rate``) also get their true composer through ``/feedback`` (a composer the
+model does not know as ``other:<name>``). The day's predictions
 are then **back-dated** in the prediction store to that day (``PredictionStore.backdate``, which
 exists for simulations only), so ``composer monitor`` / the ``monitor`` DAG can look at them as
 if they had happened then. The simulation therefore needs the app's database
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +39,8 @@ from core.audio import load_audio
 from core.config import Settings
 from core.datasets import demo
 from core.model import ComposerModel
+from core.store import OTHER_NAME_LENGTH, OTHER_PREFIX
+from core.verdict import Verdict
 
 MODES = ("in-distribution", "noise", "lowpass", "mix")
 PHONE_BAND_HZ = (300.0, 3400.0)
@@ -120,6 +123,20 @@ def prepare_clips(
     return clips
 
 
+def identify(client, path: Path) -> Verdict:
+    """One clip through the app's typed endpoint (``client``: a ``gradio_client.Client``)."""
+    from gradio_client import handle_file
+
+    return Verdict.model_validate(client.predict(handle_file(str(path)), api_name="/identify"))
+
+
+def feedback_name(composer: str, known: Collection[str]) -> str:
+    """The composer as the store accepts it: one the model knows, else ``other:<name>``."""
+    if composer in known:
+        return composer
+    return OTHER_PREFIX + composer[:OTHER_NAME_LENGTH]
+
+
 def simulate(
     settings: Settings,
     url: str,
@@ -138,7 +155,7 @@ def simulate(
     predictions to that day (from ``start``, default: ending yesterday). ``per_day`` defaults
     to one request per recording of the mode. Returns one dict per day: day, sent, failed,
     feedback, ids."""
-    from gradio_client import Client, handle_file
+    from gradio_client import Client
 
     from core.registry import load_version
     from core.store import open_store
@@ -164,11 +181,11 @@ def simulate(
                 for index in picks:
                     clip = clips[int(index)]
                     try:
-                        answer = client.predict(handle_file(str(clip.path)), api_name="/predict")
-                        prediction_id = answer[3]["prediction_id"]
-                        ids.append(prediction_id)
+                        verdict = identify(client, clip.path)
+                        ids.append(verdict.prediction_id)
                         if rng.random() < feedback_rate:
-                            client.predict(prediction_id, clip.composer, api_name="/feedback")
+                            truth = feedback_name(clip.composer, verdict.probabilities)
+                            client.predict(verdict.prediction_id, truth, api_name="/feedback")
                             feedback += 1
                     except Exception as error:  # one bad request must not end the simulation
                         failed += 1
