@@ -168,6 +168,12 @@ class Settings(BaseSettings):
     monitor_min_accuracy: float = Field(
         0.2, ge=0, le=1, description="Accuracy on feedback below this asks for retraining."
     )
+    monitor_max_not_piano: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="A larger share of non-music uploads in a window is reported as input drift.",
+    )
     monitor_min_feedback: int = Field(
         10, ge=1, description="Feedback rows needed before accuracy on feedback counts."
     )

@@ -34,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 
+from core import answer_mix
 from core.config import Settings
 from core.store import open_store
 
@@ -69,34 +70,6 @@ def days(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
         windows.append((begin, min(begin + timedelta(days=1), end)))
         begin += timedelta(days=1)
     return windows
-
-
-def summarize_window(
-    settings: Settings, start: datetime, end: datetime, min_rows: int = 30
-) -> dict:
-    """Row count, predicted-composer mix, feedback and accuracy on feedback in [start, end)
-    (no model, no Evidently: a quick look)."""
-    store = open_store(settings)
-    try:
-        frame = store.predictions(start, end)
-    finally:
-        store.close()
-    labelled = frame[frame["true_composer"].notna()]
-    correct = (labelled["composer"] == labelled["true_composer"]).mean() if len(labelled) else None
-    return {
-        "start": start.isoformat(),
-        "end": end.isoformat(),
-        "rows": len(frame),
-        "status": "ok" if len(frame) >= min_rows else NOT_ENOUGH,
-        "min_rows": min_rows,
-        "prediction_mix": frame["composer"].value_counts(normalize=True).round(4).to_dict(),
-        "model_versions": sorted(frame["model_version"].astype(str).unique().tolist()),
-        "feedback_rows": len(labelled),
-        "feedback_accuracy": None if correct is None else round(float(correct), 4),
-    }
-
-
-# --------------------------------------------------------------------------- one window
 
 
 def reports_dir(settings: Settings) -> Path:
@@ -218,9 +191,21 @@ def decide(settings: Settings, summary: dict) -> dict:
         reasons.append(f"prediction drift: {mix}")
     if low:
         reasons.append(f"low accuracy: {feedback}")
+    inputs = input_drift(summary)
     if reasons:
-        return {"decision": RETRAIN, "reason": "; ".join(reasons)}
-    return {"decision": NO_ACTION, "reason": f"no drift: {data}; {mix}; {feedback}"}
+        return {"decision": RETRAIN, "reason": "; ".join([*reasons, *inputs])}
+    return {
+        "decision": NO_ACTION,
+        "reason": "; ".join([f"no drift: {data}", mix, feedback, *inputs]),
+    }
+
+
+def input_drift(summary: dict) -> list[str]:
+    """Many non-music uploads: worth a look at what people send, not a reason to retrain."""
+    share, limit = summary.get("not_piano_share"), summary.get("max_not_piano")
+    if share is None or limit is None or share < limit:
+        return []
+    return [f"input drift: {share:.0%} of uploads were not piano music (>= {limit:.0%})"]
 
 
 def headline(summary: dict) -> str:
@@ -245,6 +230,7 @@ def _base_summary(
     predictions: pd.DataFrame,
     version,
 ) -> dict[str, Any]:
+    kinds = answer_mix.answer_kinds(predictions)
     return {
         "window_start": start.isoformat(),
         "window_end": end.isoformat(),
@@ -265,7 +251,10 @@ def _base_summary(
         "prediction_drift": None,
         "prediction_drift_score": None,
         "prediction_drift_method": None,
-        "prediction_mix": predictions["composer"].value_counts(normalize=True).round(4).to_dict(),
+        "prediction_mix": answer_mix.composer_mix(predictions["composer"]),
+        "answer_kinds": kinds,
+        "not_piano_share": answer_mix.not_piano_share(kinds),
+        "max_not_piano": settings.monitor_max_not_piano,
         "reference_mix": None,
         "feedback_rows": int(predictions["true_composer"].notna().sum()),
         "feedback_accuracy": None,
@@ -281,7 +270,7 @@ def _mix_and_feedback(current: pd.DataFrame, labelled: pd.DataFrame) -> dict[str
     accuracy = (labelled[PREDICTED] == labelled[TARGET]).mean() if len(labelled) else None
     return {
         "rows": len(current),
-        "prediction_mix": current[PREDICTED].value_counts(normalize=True).round(4).to_dict(),
+        "prediction_mix": answer_mix.composer_mix(current[PREDICTED]),
         "feedback_rows": len(labelled),
         "feedback_accuracy": None if accuracy is None else round(float(accuracy), 4),
     }
@@ -356,6 +345,7 @@ def _mlflow_log(client, run_id: str, summary: dict, files: dict[str, Path]) -> N
         "prediction_drift_score": summary["prediction_drift_score"],
         "feedback_rows": summary["feedback_rows"],
         "feedback_accuracy": summary["feedback_accuracy"],
+        "not_piano_share": summary.get("not_piano_share"),
         "retrain": 1.0 if summary["decision"] == RETRAIN else 0.0,
     }
     for metric, value in metrics.items():

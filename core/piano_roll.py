@@ -9,7 +9,6 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 from matplotlib.collections import PatchCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -60,7 +59,9 @@ def note_name(pitch: int) -> str:
 
 def figure(notes: list[Note], seconds: float, title: str = "Notes heard") -> Figure:
     """Time x pitch, one bar per note, coloured by how loud it was played."""
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    # A bare Figure, not pyplot's: a server draws one per request and pyplot would keep them all.
+    fig = Figure(figsize=(8, 3.2))
+    ax = fig.subplots()
     if notes:
         pitches = [n.pitch for n in notes]
         low, high = max(21, min(pitches) - 3), min(108, max(pitches) + 3)

@@ -49,6 +49,7 @@ class ModelCard:
     recording_macro_f1: float | None
     composers: tuple[str, ...]
     feature_config: FeatureConfig
+    ece: float | None = None  # expected calibration error on held-out works (after calibration)
 
     @property
     def feature_schema(self) -> str:
@@ -65,6 +66,7 @@ class ModelCard:
             "recording_macro_f1": self.recording_macro_f1,
             "composers": list(self.composers),
             "feature_schema": self.feature_schema,
+            "ece": self.ece,
         }
 
     @classmethod
@@ -80,6 +82,7 @@ class ModelCard:
             recording_macro_f1=model.metrics.get("recording_macro_f1"),
             composers=tuple(model.labels),
             feature_config=model.feature_config,
+            ece=model.metrics.get("ece"),
         )
 
     @classmethod
@@ -108,6 +111,7 @@ class ModelCard:
             recording_macro_f1=metrics.get("test_recording_macro_f1"),
             composers=tuple(tags["composers"].split(", ")),
             feature_config=FeatureConfig(**config),
+            ece=metrics.get("test_ece"),
         )
 
 

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.piano_roll import Note
+
 Kind = Literal["work", "composer", "not_sure", "not_piano"]
 KINDS: tuple[str, ...] = get_args(Kind)
 NOT_SURE_BELOW = 0.35  # default of Settings.not_sure_below
@@ -92,6 +94,7 @@ class Verdict(_Frozen):
     candidates: list[Candidate] = Field(default_factory=list)
     probabilities: dict[str, float] = Field(default_factory=dict)  # most likely first
     work: WorkMatch | None = None
+    heard: list[Note] = Field(default_factory=list)  # the transcription, for the piano roll
     piano_score: float = 1.0
     reason: str = ""  # the piano check's plain words
     segments: list[Segment] = Field(default_factory=list)

@@ -80,6 +80,7 @@ def build(
                     y_lim=[0, 1],
                     label="Composer probability over time",
                 )
+                heard = gr.Plot(label="The notes it heard", elem_id="piano-roll")
         with gr.Row():
             neighbours = gr.Dataframe(label="Sounds like (nearest corpus recordings)")
             card = gr.Markdown(elem_id="model-card")
@@ -108,7 +109,7 @@ def build(
         ).success(
             backend.show,
             inputs=details,
-            outputs=[headline, label, timeline, neighbours, prediction_id, card, truth],
+            outputs=[headline, label, timeline, neighbours, heard, prediction_id, card, truth],
             api_visibility="private",
         )
         send.click(

@@ -11,6 +11,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from core import piano_roll
 from core.answer import answer
 from core.audio import AudioError
 from core.config import Settings
@@ -63,6 +64,7 @@ class Backend:
             {c.composer: c.probability for c in verdict.candidates} or None,
             timeline(verdict),
             neighbours(verdict),
+            piano_roll.figure(verdict.heard, verdict.seconds),
             verdict.prediction_id or "",
             self.status(),
             gr.update(choices=choices, value=None),
@@ -128,5 +130,11 @@ def card_markdown(served: Served) -> str:
         f"- **{card.candidate}**, trained {card.trained_at}\n"
         f"- held-out accuracy per recording: **{accuracy_text}** "
         f"(unseen works; chance {1 / len(card.composers):.0%})\n"
-        f"- knows {len(card.composers)} composers: {', '.join(card.composers)}"
+        + (
+            f"- confidence is off by **{card.ece:.0%}** on average (calibration error, ECE, on "
+            "unseen works): read 60 % as roughly 60 % ± that\n"
+            if card.ece is not None
+            else ""
+        )
+        + f"- knows {len(card.composers)} composers: {', '.join(card.composers)}"
     )

@@ -69,7 +69,7 @@ def summary_row(summary: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("window_start", "window_end", "created_at"):
         value = row[name] if row[name] is not None else datetime.now(UTC)
         row[name] = as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
-    for name in ("drift_share", "prediction_drift_score", "feedback_accuracy"):
+    for name in ("drift_share", "prediction_drift_score", "feedback_accuracy", "not_piano_share"):
         row[name] = finite(row[name])
     row["rows"] = int(row["rows"] or 0)
     row["feedback_rows"] = int(row["feedback_rows"] or 0)

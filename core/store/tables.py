@@ -131,6 +131,8 @@ class MonitoringSummaryRow(Base):
     prediction_drift: Mapped[bool | None] = mapped_column(Boolean)
     prediction_drift_score: Mapped[float | None] = mapped_column(Float)
     prediction_mix: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    answer_kinds: Mapped[dict[str, int] | None] = mapped_column(JSON)  # migration 0005
+    not_piano_share: Mapped[float | None] = mapped_column(Float)
     feedback_rows: Mapped[int] = mapped_column(Integer)
     feedback_accuracy: Mapped[float | None] = mapped_column(Float)
     decision: Mapped[str] = mapped_column(String(32))  # "retrain" | "no action" | "not enough data"

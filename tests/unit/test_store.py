@@ -114,7 +114,7 @@ def test_migrate_twice_is_idempotent_and_matches_the_models(sqlite_url):
         with engine.connect() as connection:
             tables = set(inspect(connection).get_table_names())
             assert {"predictions", "feedback", VERSION_TABLE} <= tables
-            assert current_revision(connection) == head_revision() == "0004_answer_kind"
+            assert current_revision(connection) == head_revision() == "0005_answer_kinds"
             context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
             assert compare_metadata(context, Base.metadata) == []  # migration == models
     finally:
