@@ -22,7 +22,7 @@ from core.serving import ChampionService, Served
 from core.store import PredictionStore, open_store
 from core.workers import PredictionWorkers
 from gradio_app.access import LoginThrottle
-from gradio_app.callbacks import Backend
+from gradio_app.callbacks import NEIGHBOUR_HEADERS, Backend
 from gradio_app.uploads import DELETE_CACHE, UploadJanitor
 
 # Gradio re-summarises its last 10,000 events in a DataFrame after every event, for a
@@ -65,9 +65,14 @@ def build(
                 )
                 gr.Markdown(limits, elem_id="limits")
                 button = gr.Button("Name the composer", variant="primary", elem_id="predict")
-                examples = _examples(settings)
+                examples, example_labels = _examples(settings)
                 if examples:
-                    gr.Examples(examples=examples, inputs=[audio], label="Demo clips")
+                    gr.Examples(
+                        examples=examples,
+                        inputs=[audio],
+                        example_labels=example_labels,
+                        label="Demo clips (one click)",
+                    )
             with gr.Column(scale=4):
                 headline = gr.Markdown(elem_id="headline")
                 label = gr.Label(num_top_classes=5, label="Candidates", elem_id="label")
@@ -82,7 +87,11 @@ def build(
                 )
                 heard = gr.Plot(label="The notes it heard", elem_id="piano-roll")
         with gr.Row():
-            neighbours = gr.Dataframe(label="Sounds like (nearest corpus recordings)")
+            neighbours = gr.Dataframe(
+                headers=NEIGHBOUR_HEADERS,
+                label="Sounds like (nearest corpus recordings)",
+                interactive=False,
+            )
             card = gr.Markdown(elem_id="model-card")
         with gr.Accordion("Was it right? Tell us", open=False):
             with gr.Row():
@@ -126,14 +135,18 @@ def build(
     return page
 
 
-def _examples(settings: Settings, limit: int = 8) -> list[list[str]]:
-    """One demo clip per composer (the first in the manifest), if the corpus is present."""
+def _examples(settings: Settings, limit: int = 8) -> tuple[list[list[str]], list[str]]:
+    """One demo clip per composer (the first in the manifest), if the corpus is present,
+    with a label people can read ("Chopin — Etudes Opus 10 12 Revolutionary")."""
     try:
         manifest = demo.load_manifest(settings.demo_dir)
     except FileNotFoundError:
-        return []
-    firsts = manifest.groupby("composer", sort=True).first()
-    return [[path] for path in firsts["path"].head(limit)]
+        return [], []
+    firsts = manifest.groupby("composer", sort=True).first().head(limit)
+    labels = [
+        f"{c} — {t.replace('_', ' ')}" for c, t in zip(firsts.index, firsts["title"], strict=True)
+    ]
+    return [[path] for path in firsts["path"]], labels
 
 
 @dataclass

@@ -117,8 +117,16 @@ def timeline(verdict: Verdict, k: int = TIMELINE_COMPOSERS) -> pd.DataFrame:
     )
 
 
+NEIGHBOUR_HEADERS = ["Composer", "Recording", "Distance (lower = closer)"]
+
+
 def neighbours(verdict: Verdict) -> pd.DataFrame:
-    return pd.DataFrame([n.model_dump() for n in verdict.sounds_like])
+    """The nearest corpus recordings with human titles and their distance."""
+    rows = [
+        [n.composer, (n.title or n.recording_id).replace("_", " "), round(n.distance, 2)]
+        for n in verdict.sounds_like
+    ]
+    return pd.DataFrame(rows, columns=NEIGHBOUR_HEADERS)
 
 
 def card_markdown(served: Served) -> str:
