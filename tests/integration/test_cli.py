@@ -38,7 +38,7 @@ def test_predict_json(cli_env, demo_manifest, tmp_path):
     assert result.exit_code == 1, result.output  # one of two files failed
     payload = json.loads(result.stdout)
     good, failed = payload["results"]
-    assert good["kind"] in ("composer", "not_sure", "not_piano") and good["headline"]
+    assert good["kind"] in ("work", "composer", "not_sure", "not_piano") and good["headline"]
     assert len(good["candidates"]) == 2 or good["kind"] == "not_piano"
     assert "notes.wav" in failed["error"]
 

@@ -20,7 +20,9 @@ from core.verdict import Verdict
 pytestmark = pytest.mark.model
 
 CLIPS = 3
-CONFIDENT = 0.5
+# Calibrated probabilities over ~19 composers: 0.4 is a clear first choice (the temperature
+# softens the raw segment averages; see README, "Calibrated confidence").
+CONFIDENT = 0.4
 
 
 def louder_and_softer(samples: np.ndarray, rate: int) -> list[tuple[np.ndarray, int]]:
@@ -49,7 +51,9 @@ def served(trained, demo_manifest):
     for path in demo_manifest["path"].iloc[::9]:
         samples, rate = sf.read(path, dtype="float32")
         answer = identify(model, (samples, rate))
-        if answer.kind == "composer" and answer.probability >= CONFIDENT:
+        # Demo clips are known works ("work"); the classifier's first choice is what is tested.
+        top = answer.candidates[0].probability if answer.candidates else 0.0
+        if answer.kind in ("work", "composer") and top >= CONFIDENT:
             clips.append((samples, rate))
             answers.append(answer)
         if len(clips) == CLIPS:

@@ -67,7 +67,7 @@ def test_model_carries_its_feature_config_and_serves(trained, demo_manifest):
     test_ids = result.trained.split.query("split == 'test'")["recording_id"]
     clip = demo_manifest.set_index("recording_id").loc[test_ids.iloc[0], "path"]
     verdict = identify(model, clip, limits=settings.audio)
-    assert verdict.kind in ("composer", "not_sure")
+    assert verdict.kind in ("work", "composer", "not_sure")  # demo clips are known works
     assert verdict.candidates[0].composer in model.labels
     assert sum(verdict.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
     assert len(verdict.segments) == 3  # 30 s clip, 10 s segments
