@@ -6,7 +6,7 @@ gradio_client (each answer is a ``core.verdict.Verdict`` with its ``prediction_i
 them (``feedback_rate``) also get their true composer through ``/feedback`` (a composer the
 model does not know as ``other:<name>``). The day's predictions
 are then **back-dated** in the prediction store to that day (``PredictionStore.backdate``, which
-exists for simulations only), so ``composer monitor`` / the ``monitor`` DAG can look at them as
+exists for simulations only), so ``composer-id monitor`` / the ``monitor`` DAG can look at them as
 if they had happened then. The simulation therefore needs the app's database
 (``COMPOSER_DATABASE_URL``) and the same MLflow store as the app (to pick the held-out works).
 

@@ -13,8 +13,8 @@ from core.config import FeatureConfig
 from core.datasets.pack_pieces import PackError, sha256
 
 REBUILD_HINT = (
-    "Rebuild it with the current feature code: `composer build-pack --midi-dir PATH "
-    "--out {out}` (PATH: the piano-midi.de MIDI folder; `composer download-midi --dest PATH` "
+    "Rebuild it with the current feature code: `composer-id build-pack --midi-dir PATH "
+    "--out {out}` (PATH: the piano-midi.de MIDI folder; `composer-id download-midi --dest PATH` "
     "fetches it), or train without it: COMPOSER_USE_PACK=false."
 )
 

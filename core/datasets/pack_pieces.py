@@ -128,7 +128,7 @@ def read_sources(midi_dir: Path) -> list[Piece]:
     if missing:
         raise PackError(
             f"{len(missing)} MIDI files listed in {path} are missing (first: {missing[0]}); "
-            "fetch them with `composer download-midi --dest DIR`."
+            "fetch them with `composer-id download-midi --dest DIR`."
         )
     return [replace(p, sha256=sha256(Path(midi_dir) / p.file)) for p in pieces]
 
@@ -189,7 +189,7 @@ def download_midi(
 ) -> list[Path]:
     """Fetch every piece's MIDI file from ``{base_url}/{file}`` into ``dest/<file>`` (resumable,
     size- and sha256-checked by ``core.download``) and write ``dest/sources.csv`` so ``dest``
-    is a folder ``composer build-pack --midi-dir`` accepts."""
+    is a folder ``composer-id build-pack --midi-dir`` accepts."""
     from core.download import DownloadError, RemoteFile, download_file
 
     dest = Path(dest)

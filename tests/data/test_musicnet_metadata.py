@@ -99,7 +99,7 @@ def test_title_joins_composition_and_movement(root: Path) -> None:
 
 
 def test_require_audio_without_audio_explains_how_to_download(root: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="composer download"):
+    with pytest.raises(FileNotFoundError, match="composer-id download"):
         load_manifest(root)
 
 
@@ -108,7 +108,7 @@ def test_missing_metadata_names_path_and_command(tmp_path: Path) -> None:
         load_manifest(tmp_path, require_audio=False)
     message = str(info.value)
     assert str(tmp_path / "musicnet_metadata.csv") in message
-    assert "composer download" in message and "make download-data" in message
+    assert "composer-id download" in message and "make download-data" in message
 
 
 def test_unknown_ensemble_lists_available(root: Path) -> None:

@@ -113,7 +113,7 @@ def test_rebuild_is_resumable_and_deterministic(built, midi_dir, tmp_path):
 def test_load_pack_refuses_another_schema_or_config_with_a_rebuild_hint(built):
     opts, out, _ = built
     older = FeatureConfig(schema_version=opts.config.schema_version - 1)
-    with pytest.raises(pack.PackError, match="composer build-pack --midi-dir PATH"):
+    with pytest.raises(pack.PackError, match="composer-id build-pack --midi-dir PATH"):
         pack.load_pack(out, older)
     with pytest.raises(pack.PackError, match="n_mfcc"):
         pack.load_pack(out, FeatureConfig(n_mfcc=20))
@@ -198,7 +198,7 @@ def test_shipped_pack_pieces_list_and_licence():
     licence = (PACK / "LICENSE.md").read_text()
     assert "CC BY-SA 3.0 DE" in licence and "Bernd Krüger" in licence
     assert "piano-midi.de" in licence
-    assert "composer build-pack" in (PACK / "README.md").read_text()
+    assert "composer-id build-pack" in (PACK / "README.md").read_text()
 
 
 def test_shipped_shifted_set_covers_the_demo_corpus():
