@@ -5,7 +5,7 @@ transcribes calibration clips (fluidsynth + TimGM6mb; cached in ``--work-dir``, 
 only re-scores). Writes ``index.npz``, ``pieces.csv``, ``manifest.json`` and the calibration
 clips' notes (``calibration/``) into ``--out``. See data/works/README.md.
 
-    .venv/bin/python -P scripts/build_work_index.py --midi-dir ../shared/data/piano-midi
+    .venv/bin/python -P scripts/build_work_index.py --midi-dir ~/piano-midi
 """
 
 from __future__ import annotations

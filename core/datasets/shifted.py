@@ -21,6 +21,7 @@ from core.datasets.pack_load import load_pack
 from core.datasets.pack_pieces import (
     ATTRIBUTION,
     LICENCE,
+    META_COLUMNS,
     PACK_FORMAT,
     PREROLL_SECONDS,
     BuildOptions,
@@ -34,16 +35,7 @@ from core.fileio import atomic_write
 # score on it measures robustness to another piano and another "performer".
 
 SHIFTED_SOUNDFONT = "timgm6mb"
-SHIFTED_COLUMNS = [
-    "recording_id",
-    "composer",
-    "work",
-    "title",
-    "source",
-    "augmentation",
-    "segment",
-    "start_s",
-]
+SHIFTED_COLUMNS = ["recording_id", *META_COLUMNS[1:]]  # the pack's, keyed by recording
 FADE_SECONDS = 0.05
 
 
